@@ -1,0 +1,91 @@
+"""What every recording reader yields."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kartdata.errors import SourceError
+from kartdata.schema import Pad, SessionMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a recording: its controls, and a way to load its pixels.
+
+    Loading is deferred so that a reader can stream controls without touching
+    image bytes (and a validator can decide which images to decode).
+    """
+
+    index: int
+    t_ns: int
+    pad: Pad
+    tags: tuple[str, ...]
+    #: Where the pixels live, for messages: a file path or ``file.npy[i]``.
+    where: str
+    #: Line of the controls table this frame came from (1-based), if any.
+    line: int | None
+    _load: Callable[[], np.ndarray]
+
+    def image(self) -> np.ndarray:
+        """Pixels as an ``(H, W, 3)`` uint8 RGB array; :class:`SourceError` naming
+        the file and frame if they cannot be read."""
+        return self._load()
+
+
+class Source(Protocol):
+    """A recording: metadata plus a stream of frames. Never writes."""
+
+    #: ``native``, ``tensorkart`` or ``ctr``.
+    layout: str
+    path: Path
+
+    @property
+    def meta(self) -> SessionMeta: ...
+
+    @property
+    def key(self) -> str:
+        """Stable content fingerprint; the same recording gives the same key
+        wherever it lies, so re-sharding it is detected and skipped."""
+        ...
+
+    def frames(self) -> Iterator[Frame]: ...
+
+
+def load_image_file(path: Path, frame: int) -> np.ndarray:
+    """Decode an image file fully (a truncated file raises here, not later)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = im.convert("RGB")
+    except FileNotFoundError:
+        raise SourceError(f"{path}: frame {frame}: image file is missing") from None
+    except PermissionError:
+        raise SourceError(f"{path}: frame {frame}: image file is not readable") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise SourceError(f"{path}: frame {frame}: corrupt or truncated image ({e})") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def fingerprint(*parts: bytes | Path) -> str:
+    """sha256 over byte strings and file contents, streamed, as 16 hex digits."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            try:
+                with part.open("rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            except OSError as e:
+                raise SourceError(f"{part}: cannot read ({e.strerror})") from None
+        else:
+            h.update(part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]

@@ -1,0 +1,22 @@
+"""``kartmodel``."""
+
+from __future__ import annotations
+
+import typer
+
+from kartdata import clikit
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+@app.callback()
+def _root() -> None:
+    """kartmodel command-line tool."""
+
+
+def main() -> None:
+    clikit.run(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh Debian machine: system packages, then a
+# virtual environment in .venv with kartkit installed editable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # the real emulator, headless (plugin tests)
+  libmupen64plus-dev libmupen64plus2 mupen64plus-ui-console mupen64plus-rsp-hle
+  mupen64plus-video-rice mupen64plus-audio-sdl mupen64plus-data
+  # building and fuzzing the C plugin
+  build-essential clang libclang-rt-14-dev binutils-mips-linux-gnu
+  # a real X display for capture / recorder / desktop-detector tests
+  xvfb xauth xdotool x11-utils xterm libgl1-mesa-dri
+  # SDL for pygame and the simulator
+  libsdl2-2.0-0 swig
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.kartkit-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[dev,sim,record,ray]"
+  touch "$stamp"
+fi

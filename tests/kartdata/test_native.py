@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kartdata.errors import SourceError
+from kartdata.schema import CONTROLS_FILE, SESSION_FILE, Pad, SessionMeta, frame_filename
+from kartdata.sources import NativeSession, open_source
+from kartdata.sources.native import SessionWriter, TornRowWarning
+
+
+def test_writer_reader_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(5)]
+    pads = [
+        Pad(x=i / 5 - 0.5, y=-0.25, buttons=frozenset({"a"} if i % 2 else {"b", "z"}))
+        for i in range(5)
+    ]
+    meta = SessionMeta(game="mk64", track="luigi", player="p1", width=32, height=24, fps=10)
+    with SessionWriter(tmp_path / "s", meta) as w:
+        for i, (im, pad) in enumerate(zip(images, pads, strict=True)):
+            w.write(im, pad, t_ns=1000 + i, tags=("recovery",) if i >= 3 else ())
+    s = open_source(tmp_path / "s")
+    assert isinstance(s, NativeSession)
+    assert s.meta.track == "luigi" and s.meta.width == 32
+    got = list(s.frames())
+    assert [f.index for f in got] == list(range(5))
+    assert [f.t_ns for f in got] == [1000 + i for i in range(5)]
+    assert [f.pad for f in got] == pads
+    assert [f.tags for f in got] == [(), (), (), ("recovery",), ("recovery",)]
+    for f, im in zip(got, images, strict=True):
+        np.testing.assert_array_equal(f.image(), im)
+
+
+def test_key_is_content_fingerprint(tmp_path: Path, native_session: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(native_session, copy)
+    assert NativeSession(native_session).key == NativeSession(copy).key
+    meta = json.loads((copy / SESSION_FILE).read_text())
+    meta["track"] = "other"
+    (copy / SESSION_FILE).write_text(json.dumps(meta))
+    assert NativeSession(native_session).key != NativeSession(copy).key
+
+
+def test_bad_row_names_file_and_line(native_session: Path) -> None:
+    table = native_session / CONTROLS_FILE
+    lines = table.read_text().splitlines(keepends=True)
+    fields = lines[4].split(",")
+    fields[2] = "nan"
+    lines[4] = ",".join(fields)
+    table.write_text("".join(lines))
+    with pytest.raises(SourceError, match=rf"{CONTROLS_FILE}:5: axis x="):
+        list(NativeSession(native_session).frames())
+
+
+def test_corrupt_image_names_file_and_frame(native_session: Path) -> None:
+    img = native_session / frame_filename(7)
+    img.write_bytes(img.read_bytes()[:100])
+    frames = list(NativeSession(native_session).frames())
+    with pytest.raises(SourceError, match=r"00000007\.png: frame 7: corrupt or truncated"):
+        frames[7].image()
+
+
+_KILL_SCRIPT = """
+import sys, numpy as np
+from kartdata.schema import Pad, SessionMeta
+from kartdata.sources.native import SessionWriter
+w = SessionWriter(sys.argv[1], SessionMeta(width=64, height=48, fps=30))
+im = np.zeros((48, 64, 3), np.uint8)
+i = 0
+while True:
+    w.write(im, Pad(x=0.5), t_ns=i)
+    i += 1
+    if i == 50:
+        print("ready", flush=True)
+"""
+
+
+def test_writer_killed_leaves_readable_session(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    p = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out)], stdout=subprocess.PIPE)
+    assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TornRowWarning)
+        frames = list(NativeSession(out).frames())
+    assert len(frames) >= 50
+    assert [f.index for f in frames] == list(range(len(frames)))
+    for f in frames:
+        assert f.image().shape == (48, 64, 3)
