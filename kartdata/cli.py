@@ -35,6 +35,13 @@ def sample(
     typer.echo(f"wrote {sessions + 2} recordings under {out}")
 
 
+# -- record (issue 8) ---------------------------------------------------------
+
+# -- validate (issue 3) -------------------------------------------------------
+
+# -- shard, verify, info (issue 2) --------------------------------------------
+
+
 def main() -> None:
     clikit.run(app)
 

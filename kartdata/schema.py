@@ -420,3 +420,23 @@ def decode_record(data: bytes) -> Record:
         stratum=one_b(FEATURE_STRATUM).decode(),
         tags=tuple(v.decode() for v in f[FEATURE_TAGS].bytes_list.value),
     )
+
+
+# ---------------------------------------------------------------------------
+# The per-shard metadata index (one gzip CSV beside each shard)
+# ---------------------------------------------------------------------------
+
+#: One row per record in the shard, in record order, so that pandas views of a
+#: dataset never read image bytes. ``verdict`` is the validator's reason for a
+#: flagged frame kept with ``--keep-flagged`` (empty for clean frames).
+INDEX_COLUMNS: tuple[str, ...] = (
+    "session",
+    "track",
+    "frame",
+    "t_ns",
+    *PAD_FIELDS,
+    "stratum",
+    "tags",
+    "verdict",
+    "record",
+)

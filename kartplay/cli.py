@@ -14,6 +14,11 @@ def _root() -> None:
     """kartplay command-line tool."""
 
 
+# -- serve (issue 6) ----------------------------------------------------------
+
+# -- sim: record, drive, demo (issue 7) ---------------------------------------
+
+
 def main() -> None:
     clikit.run(app)
 
