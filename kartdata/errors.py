@@ -22,3 +22,7 @@ class DatasetError(KartError):
 
 class UntrustedPickleError(SourceError):
     """A pickle-based recording opened without the explicit trust flag."""
+
+
+class ModelError(KartError):
+    """A training run or exported model that cannot be used as it is (issue 5)."""

@@ -56,6 +56,16 @@ def remove(path: str) -> None:
         os.remove(path)
 
 
+def rename(src: str, dst: str) -> None:
+    """Move ``src`` over ``dst`` (atomic on a local filesystem)."""
+    if is_remote(src):
+        import tensorflow as tf
+
+        tf.io.gfile.rename(src, dst, overwrite=True)
+    else:
+        os.replace(src, dst)
+
+
 def size(path: str) -> int:
     if is_remote(path):
         import tensorflow as tf

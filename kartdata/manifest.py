@@ -13,7 +13,10 @@ dataset (a run that was killed before it finished); the next writer deletes it.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +24,7 @@ from typing import Any, Literal
 
 from kartdata import fs
 from kartdata.errors import DatasetError
-from kartdata.schema import CONTEXT_RADIUS, SCHEMA_VERSION, STRATA, ClassThresholds
+from kartdata.schema import CONTEXT_RADIUS, INDEX_COLUMNS, SCHEMA_VERSION, STRATA, ClassThresholds
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "kartkit-dataset"
@@ -198,3 +201,221 @@ class Manifest:
         self.updated = now
         data = (json.dumps(self.to_json(), indent=1) + "\n").encode()
         fs.atomic_write(fs.join(str(dataset), MANIFEST_FILE), data)
+
+
+# ---------------------------------------------------------------------------
+# Files of a dataset: naming, clean-up, verification, summary
+# ---------------------------------------------------------------------------
+
+SHARDS_DIR = "shards"
+INDEX_SUFFIX = ".index.csv.gz"
+#: Suffix of files being written; never named by a manifest.
+TEMP_SUFFIX = ".tmp"
+
+
+def index_path_for(shard_path: str) -> str:
+    """The index sidecar of a shard (relative paths in, relative path out)."""
+    return shard_path + INDEX_SUFFIX
+
+
+def _is_dataset_file(name: str) -> bool:
+    if name.endswith(TEMP_SUFFIX):
+        return True
+    return name.endswith(INDEX_SUFFIX) or any(name.endswith(s) for s in COMPRESSION_SUFFIX.values())
+
+
+def cleanup(dataset: str, manifest: Manifest) -> list[str]:
+    """Delete shard, index and temporary files that ``manifest`` does not name
+    (what a killed or failed run left); returns their relative paths. Call it
+    only while holding the dataset's lock."""
+    dataset = str(dataset)
+    referenced = {s.path for s in manifest.shards} | {s.index for s in manifest.shards}
+    removed: list[str] = []
+    shards_dir = fs.join(dataset, SHARDS_DIR)
+    names = fs.listdir(shards_dir) if fs.exists(shards_dir) else []
+    for name in names:
+        rel = f"{SHARDS_DIR}/{name}"
+        if rel not in referenced and _is_dataset_file(name):
+            fs.remove(fs.join(shards_dir, name))
+            removed.append(rel)
+    tmp = fs.join(dataset, MANIFEST_FILE + TEMP_SUFFIX)
+    if fs.exists(tmp):
+        fs.remove(tmp)
+        removed.append(MANIFEST_FILE + TEMP_SUFFIX)
+    return removed
+
+
+def orphans(dataset: str, manifest: Manifest) -> list[str]:
+    """Shard, index or temporary files present but not named by the manifest."""
+    referenced = {s.path for s in manifest.shards} | {s.index for s in manifest.shards}
+    shards_dir = fs.join(str(dataset), SHARDS_DIR)
+    names = fs.listdir(shards_dir) if fs.exists(shards_dir) else []
+    return [
+        f"{SHARDS_DIR}/{n}"
+        for n in names
+        if _is_dataset_file(n) and f"{SHARDS_DIR}/{n}" not in referenced
+    ]
+
+
+@dataclass
+class VerifyReport:
+    dataset: str
+    shards: int = 0
+    frames: int = 0
+    bytes: int = 0
+    #: One line per problem, each naming the shard (or manifest) it is about.
+    problems: list[str] = field(default_factory=list)
+    #: Files the manifest does not name (harmless; the next `shard` deletes them).
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _Hashing:
+    """A read-only file wrapper that hashes and counts what passes through it."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.sha.update(data)
+        self.bytes += len(data)
+        return data
+
+
+def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
+    """Re-check every shard against the manifest: it exists, its sha256 and size
+    match, its records parse (checksums included) and number what the manifest
+    says, and its index has one row per record. Reads each shard once."""
+    from kartdata.tfrecord import RecordError, iter_records
+
+    dataset = str(dataset)
+    m = Manifest.load(dataset)
+    report = VerifyReport(dataset=dataset, orphans=orphans(dataset, m))
+    shards: Iterable[ShardInfo] = m.shards
+    if progress:
+        from tqdm import tqdm
+
+        shards = tqdm(m.shards, unit="shard", desc="verify")
+    for s in shards:
+        path = fs.join(dataset, s.path)
+        report.shards += 1
+        if not fs.exists(path):
+            report.problems.append(f"{s.path}: missing")
+            continue
+        try:
+            with fs.open_file(path, "rb") as f:
+                h = _Hashing(f)
+                records = sum(1 for _ in iter_records(h, m.encoding.compression, where=s.path))
+        except RecordError as e:
+            report.problems.append(str(e))
+            continue
+        report.frames += records
+        report.bytes += h.bytes
+        if h.bytes != s.bytes:
+            report.problems.append(f"{s.path}: {h.bytes} bytes, manifest says {s.bytes}")
+        if h.sha.hexdigest() != s.sha256:
+            report.problems.append(f"{s.path}: sha256 {h.sha.hexdigest()} != manifest's {s.sha256}")
+        if records != s.frames:
+            report.problems.append(f"{s.path}: {records} records, manifest says {s.frames}")
+        problem = _check_index(dataset, s)
+        if problem:
+            report.problems.append(problem)
+    by_session = sum(x.frames_written for x in m.sessions)
+    if by_session != m.frames:
+        report.problems.append(
+            f"{MANIFEST_FILE}: sessions account for {by_session} records, shards hold {m.frames}"
+        )
+    return report
+
+
+def _check_index(dataset: str, s: ShardInfo) -> str | None:
+    path = fs.join(dataset, s.index)
+    if not fs.exists(path):
+        return f"{s.index}: index of {s.path} is missing"
+    try:
+        with fs.open_file(path, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
+            header = f.readline().rstrip("\n").split(",")
+            rows = sum(1 for line in f if line.strip())
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
+        return f"{s.index}: unreadable index ({e})"
+    if tuple(header) != INDEX_COLUMNS:
+        return f"{s.index}: header is not {','.join(INDEX_COLUMNS)}"
+    if rows != s.frames:
+        return f"{s.index}: {rows} rows, manifest says {s.frames} records"
+    return None
+
+
+def summary(dataset: str, manifest: Manifest | None = None) -> dict[str, Any]:
+    """What ``kartdata info`` shows, as plain data (``--json``)."""
+    m = manifest or Manifest.load(str(dataset))
+    frames = m.frames
+    return {
+        "dataset": str(dataset),
+        "generation": m.generation,
+        "schema_version": m.schema_version,
+        "created": m.created,
+        "updated": m.updated,
+        "encoding": asdict(m.encoding),
+        "classes": m.classes.to_json(),
+        "context_radius": m.context_radius,
+        "frames": frames,
+        "bytes": m.bytes,
+        "bytes_per_frame": round(m.bytes / frames, 1) if frames else 0.0,
+        "shards": len(m.shards),
+        "strata": m.strata,
+        "shards_per_stratum": {st: sum(1 for s in m.shards if s.stratum == st) for st in STRATA},
+        "excluded": m.excluded,
+        "sessions": [
+            {
+                "key": s.key,
+                "layout": s.layout,
+                "source": s.source,
+                "track": s.track,
+                "size": f"{s.width}x{s.height}",
+                "frames_total": s.frames_total,
+                "frames_written": s.frames_written,
+                "excluded": s.excluded,
+                "strata": s.strata,
+                "tags": list(s.tags),
+                "generation": s.generation,
+            }
+            for s in m.sessions
+        ],
+    }
+
+
+def format_summary(info: dict[str, Any]) -> str:
+    """``summary()`` as the text ``kartdata info`` prints."""
+    enc, cls = info["encoding"], info["classes"]
+    comp = enc["compression"] or "uncompressed"
+    lines = [
+        f"dataset {info['dataset']}  generation {info['generation']}  updated {info['updated']}",
+        f"  images {enc['image']} q{enc['quality']} within {enc['max_width']}x{enc['max_height']}, "
+        f"records {comp}; steering left x < {cls['left_below']}, right x > {cls['right_above']}",
+        f"  {info['frames']} frames in {info['shards']} shards, {info['bytes'] / 1e6:.1f} MB "
+        f"({info['bytes_per_frame'] / 1e3:.1f} KB/frame), {len(info['sessions'])} sessions",
+        "  strata:",
+    ]
+    for st, n in info["strata"].items():
+        share = n / info["frames"] if info["frames"] else 0.0
+        shards = info["shards_per_stratum"][st]
+        lines.append(f"    {st:<20} {n:>9} frames {share:6.1%}  {shards} shard(s)")
+    if info["excluded"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(info["excluded"].items()))
+        lines.append(f"  excluded by validation: {reasons}")
+    lines.append("  sessions:")
+    for s in info["sessions"]:
+        excl = sum(s["excluded"].values())
+        lines.append(
+            f"    {s['key']}  {s['layout']:<10} {s['track']:<14} {s['size']:>9} "
+            f"{s['frames_written']:>7}/{s['frames_total']} frames"
+            + (f" ({excl} excluded)" if excl else "")
+            + f"  {s['source']}"
+        )
+    return "\n".join(lines)

@@ -354,54 +354,42 @@ class Record:
 
 
 def encode_record(rec: Record) -> bytes:
-    """Serialize a :class:`Record` as a ``tf.train.Example``."""
-    from tensorflow.train import (  # type: ignore[import-untyped]
-        BytesList,
-        Example,
-        Feature,
-        Features,
-        FloatList,
-        Int64List,
-    )
+    """Serialize a :class:`Record` as a ``tf.train.Example`` (without importing
+    TensorFlow: see :mod:`kartdata.tfrecord`)."""
+    from kartdata.tfrecord import example_class
 
     if len(rec.pad) != PAD_SIZE:
         raise SchemaError(f"record pad has {len(rec.pad)} values, expected {PAD_SIZE}")
     if len(rec.context) != CONTEXT_LEN * PAD_SIZE:
         raise SchemaError(f"record context has {len(rec.context)} values")
 
-    def b(*vs: bytes) -> Feature:
-        return Feature(bytes_list=BytesList(value=list(vs)))
-
-    def i(v: int) -> Feature:
-        return Feature(int64_list=Int64List(value=[v]))
-
-    def f(vs: Sequence[float]) -> Feature:
-        return Feature(float_list=FloatList(value=list(vs)))
-
-    return Example(
-        features=Features(
-            feature={
-                FEATURE_IMAGE: b(rec.image),
-                FEATURE_HEIGHT: i(rec.height),
-                FEATURE_WIDTH: i(rec.width),
-                FEATURE_SESSION: b(rec.session.encode()),
-                FEATURE_TRACK: b(rec.track.encode()),
-                FEATURE_FRAME: i(rec.frame),
-                FEATURE_T_NS: i(rec.t_ns),
-                FEATURE_PAD: f(rec.pad),
-                FEATURE_CONTEXT: f(rec.context),
-                FEATURE_STRATUM: b(rec.stratum.encode()),
-                FEATURE_TAGS: b(*(t.encode() for t in rec.tags)),
-            }
-        )
-    ).SerializeToString()
+    ex = example_class()()
+    feature = ex.features.feature
+    for key, value in (
+        (FEATURE_IMAGE, rec.image),
+        (FEATURE_SESSION, rec.session.encode()),
+        (FEATURE_TRACK, rec.track.encode()),
+        (FEATURE_STRATUM, rec.stratum.encode()),
+    ):
+        feature[key].bytes_list.value.append(value)
+    feature[FEATURE_TAGS].bytes_list.value.extend(t.encode() for t in rec.tags)
+    for key, number in (
+        (FEATURE_HEIGHT, rec.height),
+        (FEATURE_WIDTH, rec.width),
+        (FEATURE_FRAME, rec.frame),
+        (FEATURE_T_NS, rec.t_ns),
+    ):
+        feature[key].int64_list.value.append(number)
+    feature[FEATURE_PAD].float_list.value.extend(rec.pad)
+    feature[FEATURE_CONTEXT].float_list.value.extend(rec.context)
+    return ex.SerializeToString()
 
 
 def decode_record(data: bytes) -> Record:
     """Inverse of :func:`encode_record`, in plain Python (for tests and tools)."""
-    from tensorflow.train import Example  # type: ignore[import-untyped]
+    from kartdata.tfrecord import example_class
 
-    ex = Example.FromString(data)
+    ex = example_class().FromString(data)
     f = ex.features.feature
 
     def one_b(k: str) -> bytes:

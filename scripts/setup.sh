@@ -12,6 +12,8 @@ APT_PACKAGES=(
   build-essential clang libclang-rt-14-dev binutils-mips-linux-gnu
   # a real X display for capture / recorder / desktop-detector tests
   xvfb xauth xdotool x11-utils xterm libgl1-mesa-dri
+  # real desktop programs for the desktop-behind-window evaluation set (issue 3)
+  x11-apps x11-xserver-utils
   # SDL for pygame and the simulator
   libsdl2-2.0-0 swig
 )

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +34,85 @@ def tensorkart_session(tmp_path: Path) -> Path:
 def ctr_file(tmp_path: Path) -> Path:
     """A 50-frame CTR-AI recovery-mode .npy."""
     return synth.make_ctr(tmp_path / "ctr", 50, mode="A")
+
+
+# -- a real X display (issue 8: capture, recorder, override) -------------------
+
+
+class XDisplay:
+    """A private Xvfb server, with helpers for starting real windows on it."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        self.name = name
+        self.proc = proc
+        self.env = {**os.environ, "DISPLAY": name}
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    def pattern_window(
+        self, title: str, width: int = 160, height: int = 120, x: int = 40, y: int = 30
+    ) -> subprocess.Popen[bytes]:
+        """Start tests/pattern_window.py and wait for its first frame."""
+        script = Path(__file__).with_name("pattern_window.py")
+        proc = subprocess.Popen(
+            [sys.executable, str(script), title, str(width), str(height), str(x), str(y)],
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._children.append(proc)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            proc.kill()
+            raise RuntimeError(f"pattern window did not start (got {line!r})")
+        return proc
+
+    def xdotool(self, *args: str) -> str:
+        out = subprocess.run(
+            ["xdotool", *args], env=self.env, check=True, capture_output=True, timeout=30
+        )
+        return out.stdout.decode()
+
+    def close(self) -> None:
+        for p in self._children:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def xdisplay() -> Iterator[XDisplay]:
+    """Xvfb on a free display number (``-displayfd``: the server writes its
+    number to a pipe once it accepts connections, so no polling or guessing)."""
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is not installed (scripts/setup.sh installs Debian xvfb)")
+    r, w = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(w,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(w)
+    # read up to the newline: the server writes the number and the newline
+    # separately and dies if the pipe is closed in between
+    text, deadline = b"", time.monotonic() + 30
+    while not text.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(r, 64) if ready else b""
+        if not chunk:
+            break
+        text += chunk
+    os.close(r)
+    number = text.decode().strip() if text.endswith(b"\n") else ""
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not report a display number within 30 s")
+    xd = XDisplay(f":{number}", proc)
+    try:
+        yield xd
+    finally:
+        xd.close()

@@ -59,7 +59,10 @@ def discover(paths: list[str | Path], *, trust_pickle: bool = False) -> list[Sou
 
 
 def _is_recording_dir(p: Path) -> bool:
-    return p.is_dir() and ((p / "session.json").exists() or (p / "data.csv").exists())
+    try:
+        return p.is_dir() and ((p / "session.json").exists() or (p / "data.csv").exists())
+    except PermissionError:
+        raise SourceError(f"{p}: directory is not readable (permission denied)") from None
 
 
 def _walk(root: Path) -> list[Path]:

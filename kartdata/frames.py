@@ -1,0 +1,248 @@
+"""Pandas views of a dataset and matplotlib helpers, for notebooks.
+
+:func:`frames` and :func:`sessions` read only the manifest and the per-shard
+index sidecars — never an image byte — so they are quick on a dataset of any
+size. :func:`frame_image` reads one record from the one shard that holds it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kartdata import _callable_module, fs
+from kartdata.errors import DatasetError
+from kartdata.manifest import Manifest, ShardInfo
+from kartdata.schema import (
+    BUTTONS,
+    INDEX_COLUMNS,
+    PAD_FIELDS,
+    RECOVERY_TAG,
+    STEERING_CLASSES,
+    parse_stratum,
+)
+from kartdata.split import SplitConfig, assign
+
+_DTYPES: dict[str, Any] = {
+    "session": str,
+    "track": str,
+    "frame": "int64",
+    "t_ns": "int64",
+    "stratum": str,
+    "tags": str,
+    "verdict": str,
+    "record": "int64",
+    "x": "float32",
+    "y": "float32",
+    **dict.fromkeys(BUTTONS, "int8"),
+}
+
+
+def read_index(dataset: str, shard: ShardInfo, columns: Sequence[str] | None = None) -> Any:
+    """One shard's index sidecar as a DataFrame (``columns``: a subset of
+    ``INDEX_COLUMNS``); :class:`DatasetError` naming the file if unreadable."""
+    import pandas as pd
+
+    path = fs.join(str(dataset), shard.index)
+    wanted = list(columns) if columns is not None else list(INDEX_COLUMNS)
+    try:
+        with fs.open_file(path, "rb") as f:
+            data = gzip.decompress(f.read())
+        df = pd.read_csv(
+            io.BytesIO(data),
+            usecols=wanted,
+            dtype={k: v for k, v in _DTYPES.items() if k in wanted},
+            keep_default_na=False,
+        )
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: index sidecar is missing") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DatasetError(f"{path}: index sidecar is unreadable ({e})") from None
+    except (ValueError, pd.errors.ParserError) as e:
+        raise DatasetError(
+            f"{path}: index sidecar is malformed ({str(e).splitlines()[0]})"
+        ) from None
+    return df
+
+
+def _manifest(dataset: str | Manifest) -> Manifest:
+    return dataset if isinstance(dataset, Manifest) else Manifest.load(str(dataset))
+
+
+def frames(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
+    """One row per frame written to the dataset: session, track, frame, time,
+    the pad, stratum, steering class, recovery flag, tags, the validator's
+    verdict (empty = clean), the split, and where its record lies."""
+    import pandas as pd
+
+    manifest = _manifest(dataset)
+    parts = []
+    for shard in manifest.shards:
+        df = read_index(str(dataset), shard)
+        df["shard"] = shard.path
+        parts.append(df)
+    if parts:
+        df = pd.concat(parts, ignore_index=True)
+    else:
+        df = pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "float32")) for c in INDEX_COLUMNS})
+        df["shard"] = pd.Series(dtype=str)
+    start = {s.key: s for s in manifest.sessions}
+    df["time_s"] = (df["t_ns"] - df.groupby("session")["t_ns"].transform("min")) / 1e9
+    df["steering"] = [parse_stratum(s)[0] for s in df["stratum"]]
+    df["recovery"] = df["stratum"].str.endswith(RECOVERY_TAG)
+    split_of = assign(start, splits)
+    df["split"] = df["session"].map(split_of).fillna("unknown")
+    df["steering"] = pd.Categorical(df["steering"], categories=list(STEERING_CLASSES))
+    order = ["session", "track", "frame", "t_ns", "time_s", *PAD_FIELDS, "stratum", "steering"]
+    order += ["recovery", "tags", "verdict", "split", "shard", "record"]
+    return df[order].sort_values(["session", "frame"], kind="stable").reset_index(drop=True)
+
+
+def sessions(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
+    """One row per session: where it came from, its size, what was written and
+    left out (with reasons), its class mix, recovery share and split."""
+    import pandas as pd
+
+    manifest = _manifest(dataset)
+    split_of = assign(manifest.session_keys(), splits)
+    rows = []
+    for s in manifest.sessions:
+        written = max(s.frames_written, 1)
+        by_class = dict.fromkeys(STEERING_CLASSES, 0)
+        recovery = 0
+        for stratum, n in s.strata.items():
+            cls, rec = parse_stratum(stratum)
+            by_class[cls] += n
+            recovery += n if rec else 0
+        rows.append(
+            {
+                "session": s.key,
+                "layout": s.layout,
+                "source": s.source,
+                "game": s.game,
+                "track": s.track,
+                "player": s.player,
+                "size": f"{s.width}x{s.height}",
+                "fps": s.fps,
+                "frames_total": s.frames_total,
+                "frames_written": s.frames_written,
+                "excluded": sum(s.excluded.values()),
+                "excluded_reasons": "; ".join(f"{k}: {v}" for k, v in sorted(s.excluded.items())),
+                **{f"{c}_share": by_class[c] / written for c in STEERING_CLASSES},
+                "recovery_share": recovery / written,
+                "tags": ";".join(s.tags),
+                "split": split_of.get(s.key, "unknown"),
+                "generation": s.generation,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def frame_image(dataset: str, session: str, frame: int) -> np.ndarray:
+    """The stored image (uint8 RGB) of one frame, reading only its shard."""
+    manifest = _manifest(dataset)
+    for shard in manifest.shards:
+        df = read_index(str(dataset), shard, columns=("session", "frame", "record"))
+        hit = df[(df["session"] == session) & (df["frame"] == frame)]
+        if len(hit):
+            return _read_record_image(
+                fs.join(str(dataset), shard.path),
+                int(hit["record"].iloc[0]),
+                manifest.encoding.compression,
+            )
+    raise DatasetError(f"{dataset}: no frame {frame} of session {session!r} in the dataset")
+
+
+def _read_record_image(path: str, record: int, compression: str) -> np.ndarray:
+    import tensorflow as tf
+
+    from kartdata.schema import decode_record
+
+    ds = tf.data.TFRecordDataset(path, compression_type=compression).skip(record).take(1)
+    try:
+        data = next(iter(ds)).numpy()
+    except StopIteration:
+        raise DatasetError(f"{path}: record {record} is missing (shard is short)") from None
+    except tf.errors.OpError as e:
+        raise DatasetError(f"{path}: record {record} is unreadable ({e.message})") from None
+    rec = decode_record(data)
+    return tf.io.decode_image(rec.image, channels=3, expand_animations=False).numpy()
+
+
+# -- plots --------------------------------------------------------------------
+
+
+def plot_class_mix(
+    dataset: str, balance: Any = "uniform", recovery_weight: float = 1.0, ax: Any = None, **load
+) -> Any:
+    """Bars of the steering-class mix of the split as recorded and as the
+    loader samples it with ``balance``/``recovery_weight``."""
+    import matplotlib.pyplot as plt
+
+    from kartdata.load import balance_report
+
+    report = balance_report(dataset, balance=balance, recovery_weight=recovery_weight, **load)
+    before, after = report.natural_mix(), report.class_mix()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    xs = np.arange(len(STEERING_CLASSES))
+    ax.bar(xs - 0.2, [before[c] for c in STEERING_CLASSES], 0.4, label="recorded")
+    ax.bar(xs + 0.2, [after[c] for c in STEERING_CLASSES], 0.4, label=f"balanced ({balance})")
+    ax.set_xticks(xs, list(STEERING_CLASSES))
+    ax.set_ylabel("share of samples")
+    ax.legend()
+    return ax
+
+
+def plot_steering(df: Any, by: str = "track", bins: int = 41, ax: Any = None) -> Any:
+    """Histogram of stick x, one line per value of ``by`` (a :func:`frames` column)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    edges = np.linspace(-1, 1, bins + 1)
+    for name, group in df.groupby(by, observed=True):
+        counts, _ = np.histogram(group["x"], bins=edges)
+        ax.stairs(counts / max(len(group), 1), edges, label=str(name))
+    ax.set_xlabel("stick x (left < 0 < right)")
+    ax.set_ylabel("share of frames")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_frames(dataset: str, rows: Any, columns: int = 4, size: float = 2.5) -> Any:
+    """A strip of frames (rows of :func:`frames`) with their controls as titles."""
+    import matplotlib.pyplot as plt
+
+    rows = list(_iter_rows(rows))
+    n = max(len(rows), 1)
+    ncols = min(columns, n)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * 0.8 * nrows), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, rows, strict=False):
+        ax.imshow(frame_image(dataset, row["session"], int(row["frame"])))
+        pressed = [b for b in BUTTONS if int(row.get(b, 0))]
+        title = f"#{int(row['frame'])} x={float(row['x']):+.2f} {' '.join(pressed)}"
+        if row.get("verdict"):
+            title += f"\n{row['verdict']}"
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _iter_rows(rows: Any) -> Iterable[dict[str, Any]]:
+    if hasattr(rows, "to_dict"):
+        yield from rows.to_dict("records")
+    else:
+        yield from rows
+
+
+_callable_module(__name__, frames)

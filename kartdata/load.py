@@ -1,0 +1,430 @@
+"""The streaming ``tf.data`` loader: a dataset (manifest + shards) → batches of
+``(images, targets)``.
+
+::
+
+    per stratum: shard files ─► interleave ─► parse ─► keep the split's sessions
+                 (shuffled, repeated when balancing)
+    sample_from_datasets(strata, balance weights) ─► take(epoch)
+    ─► shuffle (bounded) ─► decode ─► preprocess ─► batch ─► augment ─► targets ─► prefetch
+
+The split filter runs on parsed records before any image is decoded; class
+balance picks strata, it never reads a frame to throw it away. Memory is flat:
+shuffle buffers and the number of open shards are bounded, nothing is cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kartdata import _callable_module, fs, schema
+from kartdata import preprocess as _preprocess
+from kartdata.augment import AugmentConfig, augment_batch
+from kartdata.balance import Balance, BalancePlan, plan
+from kartdata.errors import DatasetError
+from kartdata.manifest import Manifest, ShardInfo
+from kartdata.preprocess import PILOTNET_INPUT, InputSpec
+from kartdata.split import SplitConfig, normalize_split, sessions_in
+from kartdata.targets import TargetConfig, as_target_config, make_targets
+
+OnError = Literal["raise", "skip"]
+
+#: Marks errors raised inside the graph so :func:`dataset_errors` can turn them
+#: back into one-line :class:`DatasetError`\ s.
+_MARK = "kartkit-dataset-error: "
+
+
+_META = (schema.FEATURE_SESSION, schema.FEATURE_FRAME, schema.FEATURE_STRATUM)
+
+
+class ShardWarning(UserWarning):
+    """A damaged shard skipped (or cut short) because ``on_error="skip"``."""
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """Everything :func:`load` takes; any field can also be passed to it by name."""
+
+    split: str = "train"
+    batch_size: int = 64
+    input: InputSpec = PILOTNET_INPUT
+    #: ``"tensorkart"``, ``"class3"``, a tuple of pad fields, or a TargetConfig.
+    targets: str | tuple[str, ...] | TargetConfig = "tensorkart"
+    balance: Balance = None
+    recovery_weight: float = 1.0
+    #: Samples per epoch; default: the split's frame count.
+    epoch_samples: int | None = None
+    #: ``None``: on for ``train`` (default AugmentConfig), off otherwise.
+    #: ``False`` turns it off. Never applied outside ``train``.
+    augment: AugmentConfig | bool | None = None
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    #: ``None``: shuffle ``train`` only.
+    shuffle: bool | None = None
+    shuffle_buffer: int = 2048
+    #: Shard files read at once per stream (per stratum when balancing).
+    cycle_length: int = 4
+    deterministic: bool = False
+    seed: int | None = None
+    on_error: OnError = "raise"
+    drop_remainder: bool = False
+    #: Also yield a third element per batch: a dict of ``session``, ``frame``
+    #: and ``stratum`` (for checks and debugging).
+    with_meta: bool = False
+
+    @property
+    def target_config(self) -> TargetConfig:
+        return as_target_config(self.targets)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a load resolves to before any record is read."""
+
+    root: str
+    manifest: Manifest
+    config: LoadConfig
+    split: str
+    sessions: frozenset[str]
+    #: Readable shards with at least one frame of the split, and that count.
+    shards: tuple[tuple[ShardInfo, int], ...]
+    plan: BalancePlan
+
+    @property
+    def frames(self) -> int:
+        return sum(n for _, n in self.shards)
+
+    @property
+    def balanced(self) -> bool:
+        return self.config.balance is not None or self.config.recovery_weight != 1.0
+
+
+def make_config(config: LoadConfig | None = None, **options: Any) -> LoadConfig:
+    base = config or LoadConfig()
+    names = {f.name for f in dataclasses.fields(LoadConfig)}
+    unknown = set(options) - names
+    if unknown:
+        raise TypeError(f"unknown load option(s) {sorted(unknown)}; options are {sorted(names)}")
+    return dataclasses.replace(base, **options)
+
+
+def prepare(dataset: str, config: LoadConfig | None = None, **options: Any) -> Prepared:
+    """Resolve the split, check the shards and compute the balance plan,
+    reading only the manifest and the index sidecars."""
+    from kartdata.frames import read_index
+
+    cfg = make_config(config, **options)
+    root = str(dataset)
+    manifest = Manifest.load(root)
+    split = normalize_split(cfg.split)
+    cfg.target_config.check(manifest.context_radius)
+    if cfg.batch_size <= 0:
+        raise DatasetError(f"batch_size {cfg.batch_size} must be positive")
+    if cfg.on_error not in ("raise", "skip"):
+        raise DatasetError(f"on_error {cfg.on_error!r} is not 'raise' or 'skip'")
+    keys = frozenset(sessions_in(manifest.session_keys(), split, cfg.splits))
+
+    shards: list[tuple[ShardInfo, int]] = []
+    for shard in manifest.shards:
+        problem = _shard_problem(root, shard)
+        if problem is None:
+            try:
+                index = read_index(root, shard, columns=("session",))
+            except DatasetError as e:
+                problem = str(e)
+            else:
+                if len(index) != shard.frames:
+                    problem = (
+                        f"{fs.join(root, shard.index)}: index has {len(index)} rows, "
+                        f"manifest says {shard.frames} records"
+                    )
+        if problem is not None:
+            if cfg.on_error == "raise":
+                raise DatasetError(problem)
+            warnings.warn(f"skipping shard: {problem}", ShardWarning, stacklevel=2)
+            continue
+        n = int(index["session"].isin(keys).sum())
+        if n:
+            shards.append((shard, n))
+
+    counts = dict.fromkeys(schema.STRATA, 0)
+    for shard, n in shards:
+        counts[shard.stratum] += n
+    if not shards:
+        raise DatasetError(
+            f"{root}: split {split!r} has no frames ({len(keys)} of "
+            f"{len(manifest.sessions)} sessions; change the split's val_fraction or lists)"
+        )
+    balance_plan = plan(counts, cfg.balance, cfg.recovery_weight, cfg.epoch_samples)
+    return Prepared(root, manifest, cfg, split, keys, tuple(shards), balance_plan)
+
+
+def balance_report(dataset: str, config: LoadConfig | None = None, **options: Any) -> BalancePlan:
+    """Effective per-stratum weights and repeats per epoch of a load."""
+    return prepare(dataset, config, **options).plan
+
+
+def load(dataset: str, config: LoadConfig | None = None, **options: Any) -> Any:
+    """A ``tf.data.Dataset`` of ``(images, targets)`` batches (see :class:`LoadConfig`).
+
+    ``kartdata.load(path, split="train", batch_size=64, balance="uniform",
+    recovery_weight=2.0)``; or ``kartdata.load(path, LoadConfig(...))``.
+    """
+    return build(prepare(dataset, config, **options))
+
+
+def build(prep: Prepared) -> Any:
+    import tensorflow as tf
+
+    cfg = prep.config
+    train = prep.split == "train"
+    seed = (cfg.seed if cfg.seed is not None else 0) if cfg.deterministic else cfg.seed
+    shuffle = train if cfg.shuffle is None else cfg.shuffle
+    augment = _augment_config(cfg) if train else None
+    radius = prep.manifest.context_radius
+    compression = prep.manifest.encoding.compression
+    session_filter = _session_filter(prep)
+
+    def stream(items: Sequence[tuple[ShardInfo, int]], repeat: bool, salt: int) -> Any:
+        paths = [fs.join(prep.root, s.path) for s, _ in items]
+        expected = [s.frames for s, _ in items]
+        files = tf.data.Dataset.from_tensor_slices((paths, tf.constant(expected, tf.int64)))
+        if shuffle:
+            files = files.shuffle(len(paths), seed=_sub(seed, salt), reshuffle_each_iteration=True)
+        if repeat:
+            files = files.repeat()
+        records = files.interleave(
+            lambda p, n: _read_shard(p, n, compression, cfg.on_error),
+            cycle_length=max(1, min(cfg.cycle_length, len(paths))),
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=cfg.deterministic,
+        )
+        records = records.map(
+            _parser(radius), num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic
+        )
+        return records if session_filter is None else records.filter(session_filter)
+
+    if prep.balanced:
+        weights = prep.plan.weights
+        strata = [s for s in schema.STRATA if weights[s] > 0]
+        streams = [
+            stream([it for it in prep.shards if it[0].stratum == s], True, i)
+            for i, s in enumerate(strata)
+        ]
+        ds = tf.data.Dataset.sample_from_datasets(
+            streams, [weights[s] for s in strata], seed=_sub(seed, 100), stop_on_empty_dataset=False
+        ).take(prep.plan.epoch_samples)
+    else:
+        ds = stream(prep.shards, False, 0)
+        if cfg.epoch_samples is not None:
+            ds = ds.repeat().take(cfg.epoch_samples)
+
+    if shuffle and cfg.shuffle_buffer > 1:
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=_sub(seed, 200), reshuffle_each_iteration=True)
+    ds = ds.map(
+        _decoder(prep.manifest.encoding.image, cfg.input),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=cfg.deterministic,
+    )
+    ds = ds.batch(cfg.batch_size, drop_remainder=cfg.drop_remainder)
+    if augment is not None:
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=_sub(seed, 300)).batch(2)))
+    ds = ds.map(
+        _finisher(cfg, augment, radius, prep.manifest.classes),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=cfg.deterministic,
+    )
+    options = tf.data.Options()
+    options.deterministic = cfg.deterministic
+    ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@contextmanager
+def dataset_errors() -> Iterator[None]:
+    """Turn a damaged-shard error raised while iterating a loader (e.g. inside
+    ``model.fit``) into a one-line :class:`DatasetError` naming the shard."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as e:
+        message = shard_error_message(str(e))
+        if message is None:
+            raise
+        raise DatasetError(message) from None
+
+
+def shard_error_message(text: str) -> str | None:
+    """The loader's own message inside a TensorFlow error's text, if any."""
+    m = re.search(re.escape(_MARK) + r"([^\]\n]*)", text)
+    return m.group(1).strip() if m else None
+
+
+# -- pieces of the graph ----------------------------------------------------
+
+
+def _sub(seed: int | None, salt: int) -> int | None:
+    return None if seed is None else seed * 1_000_003 + salt
+
+
+def _augment_config(cfg: LoadConfig) -> AugmentConfig | None:
+    if cfg.augment is None or cfg.augment is True:
+        return AugmentConfig()
+    if cfg.augment is False:
+        return None
+    return cfg.augment
+
+
+def _shard_problem(root: str, shard: ShardInfo) -> str | None:
+    """Cheap checks before reading: the shard is there and has its recorded size."""
+    path = fs.join(root, shard.path)
+    if not fs.exists(path):
+        return f"{path}: shard is missing"
+    actual = fs.size(path)
+    if actual != shard.bytes:
+        return (
+            f"{path}: shard is {actual} bytes, manifest says {shard.bytes} (truncated or replaced)"
+        )
+    return None
+
+
+def _read_shard(path: Any, expected: Any, compression: str, on_error: OnError) -> Any:
+    """A shard's records; a record that cannot be read ends the shard, and the
+    count of what was read is checked against the manifest when it ends, so that
+    a damaged shard is reported by name (TensorFlow's own error does not name it)."""
+    import tensorflow as tf
+
+    records = tf.data.TFRecordDataset(path, compression_type=compression).ignore_errors()
+    marked = records.map(lambda r: (r, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True))
+    )
+
+    def step(count: Any, item: Any) -> Any:
+        record, end = item
+        ok = tf.logical_or(tf.logical_not(end), tf.equal(count, expected))
+
+        def report() -> Any:
+            message = tf.strings.join(
+                [
+                    path,
+                    ": shard is damaged: ",
+                    tf.strings.as_string(count),
+                    " of ",
+                    tf.strings.as_string(expected),
+                    " records readable",
+                ]
+            )
+            if on_error == "raise":
+                tf.debugging.Assert(False, [tf.strings.join([_MARK, message])])
+            else:
+                tf.py_function(_warn_damaged, [message], [])
+            return tf.constant(0, tf.int64)
+
+        with tf.control_dependencies([tf.cond(ok, lambda: tf.constant(0, tf.int64), report)]):
+            count = tf.identity(count) + 1
+        return count, (record, end)
+
+    return (
+        marked.scan(tf.constant(0, tf.int64), step)
+        .filter(lambda record, end: tf.logical_not(end))
+        .map(lambda record, end: record)
+    )
+
+
+def _warn_damaged(message: Any) -> None:
+    warnings.warn(f"skipping the rest of a shard: {message.numpy().decode()}", ShardWarning, 2)
+
+
+def _session_filter(prep: Prepared) -> Any:
+    """A predicate keeping records of the split's sessions; ``None`` when every
+    session of the dataset is in the split."""
+    import tensorflow as tf
+
+    if prep.sessions >= prep.manifest.session_keys():
+        return None
+    keys = sorted(prep.sessions)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(keys or [""], tf.string), tf.constant([1] * len(keys) or [0], tf.int32)
+        ),
+        default_value=0,
+    )
+    return lambda rec: table.lookup(rec[schema.FEATURE_SESSION]) > 0
+
+
+def _parser(radius: int) -> Any:
+    import tensorflow as tf
+
+    full = schema.feature_spec()
+    wanted = (
+        schema.FEATURE_IMAGE,
+        schema.FEATURE_SESSION,
+        schema.FEATURE_FRAME,
+        schema.FEATURE_STRATUM,
+        schema.FEATURE_CONTEXT,
+    )
+    spec = {k: full[k] for k in wanted}
+    if (2 * radius + 1) * schema.PAD_SIZE != spec[schema.FEATURE_CONTEXT].shape[0]:
+        spec[schema.FEATURE_CONTEXT] = tf.io.FixedLenFeature(
+            [(2 * radius + 1) * schema.PAD_SIZE], tf.float32
+        )
+
+    def parse(record: Any) -> Any:
+        rec = tf.io.parse_single_example(record, spec)
+        rec[schema.FEATURE_CONTEXT] = tf.reshape(
+            rec[schema.FEATURE_CONTEXT], [2 * radius + 1, schema.PAD_SIZE]
+        )
+        return rec
+
+    return parse
+
+
+def _decoder(image_format: str, spec: InputSpec) -> Any:
+    import tensorflow as tf
+
+    def decode(rec: Any) -> Any:
+        data = rec.pop(schema.FEATURE_IMAGE)
+        if image_format == "jpeg":
+            image = tf.io.decode_jpeg(data, channels=3)
+        else:
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        # Looked up on the module at trace time: THE function play uses.
+        rec[schema.FEATURE_IMAGE] = _preprocess.preprocess(image, spec)
+        return rec
+
+    return decode
+
+
+def _finisher(
+    cfg: LoadConfig, augment: AugmentConfig | None, radius: int, classes: schema.ClassThresholds
+) -> Any:
+    target = cfg.target_config
+
+    def finish(rec: Any, seed: Any = None) -> Any:
+        images, context = rec[schema.FEATURE_IMAGE], rec[schema.FEATURE_CONTEXT]
+        if augment is not None:
+            images, context = augment_batch(images, context, seed, augment)
+        targets = make_targets(context, target, radius, classes)
+        if cfg.with_meta:
+            meta = {k: rec[k] for k in _META}
+            return images, targets, meta
+        return images, targets
+
+    if augment is None:
+        return finish
+    return lambda rec, seed: finish(rec, seed)
+
+
+def natural_counts(prep: Prepared) -> Mapping[str, int]:
+    """Frames per stratum in the prepared split."""
+    return {r.stratum: r.frames for r in prep.plan.rows}
+
+
+_callable_module(__name__, load)

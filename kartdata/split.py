@@ -1,0 +1,104 @@
+"""Train/validation splits by session.
+
+A split never cuts a session in two: neighbouring frames are near-identical, so
+a per-frame split would leak validation frames into training. Membership is a
+pure function of the session key (a salted hash against a fraction, or explicit
+lists), so the same dataset splits the same way on every machine and every run,
+and a session added later does not move the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from kartdata.errors import DatasetError
+
+Split = Literal["train", "val", "all"]
+SPLITS: tuple[str, ...] = ("train", "val", "all")
+_ALIASES = {"validation": "val", "valid": "val", "training": "train"}
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How sessions are assigned to ``train`` and ``val``.
+
+    With neither list given, a session is in ``val`` when the salted hash of
+    its key falls below ``val_fraction``. With ``val_sessions`` given, exactly
+    those are in ``val`` and ``train`` is ``train_sessions`` (or every other
+    session). Sessions may be named by key or by a unique key prefix.
+    """
+
+    val_fraction: float = 0.1
+    salt: str = ""
+    val_sessions: tuple[str, ...] | None = None
+    train_sessions: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction <= 1.0:
+            raise DatasetError(f"val_fraction {self.val_fraction} is not in [0, 1]")
+
+
+def normalize_split(split: str) -> str:
+    name = _ALIASES.get(split, split)
+    if name not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return name
+
+
+def hash_fraction(key: str, salt: str = "") -> float:
+    """A stable number in [0, 1) for a session key (not Python's salted hash)."""
+    digest = hashlib.sha256(f"{salt}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def assign(keys: Iterable[str], config: SplitConfig = SplitConfig()) -> dict[str, str]:
+    """Session key → ``train``, ``val`` or ``unused`` (only with explicit lists
+    that leave a session out of both)."""
+    keys = list(keys)
+    if config.val_sessions is None and config.train_sessions is None:
+        return {
+            k: "val" if hash_fraction(k, config.salt) < config.val_fraction else "train"
+            for k in keys
+        }
+    val = _resolve(config.val_sessions, keys, "val_sessions")
+    train = _resolve(config.train_sessions, keys, "train_sessions")
+    both = (val or set()) & (train or set())
+    if both:
+        raise DatasetError(f"sessions in both train and val lists: {sorted(both)}")
+    out: dict[str, str] = {}
+    for k in keys:
+        if val is not None and k in val:
+            out[k] = "val"
+        elif train is not None:
+            out[k] = "train" if k in train else ("val" if val is None else "unused")
+        else:
+            out[k] = "train"
+    return out
+
+
+def sessions_in(keys: Iterable[str], split: str, config: SplitConfig = SplitConfig()) -> set[str]:
+    """The session keys that belong to ``split``."""
+    name = normalize_split(split)
+    table = assign(keys, config)
+    if name == "all":
+        return set(table)
+    return {k for k, s in table.items() if s == name}
+
+
+def _resolve(names: Iterable[str] | None, keys: list[str], what: str) -> set[str] | None:
+    if names is None:
+        return None
+    out: set[str] = set()
+    for name in names:
+        matches = [k for k in keys if k == name] or [k for k in keys if k.startswith(name)]
+        if not matches:
+            raise DatasetError(f"{what}: no session with key {name!r} in the dataset")
+        if len(matches) > 1:
+            raise DatasetError(
+                f"{what}: {name!r} matches {len(matches)} sessions; give more of the key"
+            )
+        out.add(matches[0])
+    return out

@@ -1,0 +1,166 @@
+"""Validation of a set of recordings: every check, every frame's verdict.
+
+Library entry point: :func:`analyse` takes sources and returns one
+:class:`SessionResult` each; the CLI prints them, :mod:`verdicts` stores them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kartdata.schema import STEERING_CLASSES, SessionMeta
+from kartdata.sources.base import Frame, Source
+from kartdata.validate import classmix, controls, desktop, images, structure, timing
+from kartdata.validate.config import ValidateConfig
+from kartdata.validate.features import Features, make_executor, session_features
+from kartdata.validate.issues import Issue, error
+
+#: Reason given to a frame whose image file is missing.
+MISSING = "missing"
+_LISTED = 8
+
+
+@dataclass(slots=True)
+class SessionResult:
+    """What validate found in one recording."""
+
+    path: str
+    layout: str
+    key: str | None
+    meta: SessionMeta | None
+    frames: int = 0
+    #: Frame index → why it is excluded (absent: clean).
+    verdicts: dict[int, str] = field(default_factory=dict)
+    #: Frame index → how sure: 1 for definite checks, the foreign share for desktop.
+    scores: dict[int, float] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    unusable: bool = False
+    steering: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STEERING_CLASSES, 0))
+    rate: timing.Rate | None = None
+    #: Frames by index, to look at flagged ones (gallery); not serialised.
+    frame_refs: dict[int, Frame] = field(default_factory=dict, repr=False)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(self.verdicts.values()).most_common())
+
+    @property
+    def errors(self) -> int:
+        return sum(i.severity == "error" for i in self.issues)
+
+    @property
+    def warnings(self) -> int:
+        return sum(i.severity == "warning" for i in self.issues)
+
+
+def analyse(
+    sources: Sequence[Source],
+    config: ValidateConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> list[SessionResult]:
+    """Validate ``sources`` together: the desktop detector learns what the game
+    looks like from all of them."""
+    cfg = config or ValidateConfig()
+    results: list[SessionResult] = []
+    feats: list[Features] = []
+    reasons: list[list[str | None]] = []
+    executor = make_executor(cfg.workers)
+    try:
+        for src in sources:
+            if progress:
+                progress(str(src.path))
+            res, f, r = _one(src, cfg, executor)
+            results.append(res)
+            feats.append(f)
+            reasons.append(r)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    shares = _desktop(results, feats, reasons, cfg)
+    for res, f, r, share in zip(results, feats, reasons, shares, strict=True):
+        _finish(res, f, r, share)
+    return results
+
+
+def _one(
+    src: Source, cfg: ValidateConfig, executor: object
+) -> tuple[SessionResult, Features, list[str | None]]:
+    st = structure.read_structure(src)
+    try:
+        key: str | None = src.key
+    except Exception as e:  # a fingerprint needs the files readable
+        key = None
+        st.issues.append(error(structure.CHECK, str(e)))
+    res = SessionResult(
+        path=str(src.path), layout=src.layout, key=key, meta=st.meta, issues=list(st.issues)
+    )
+    res.unusable = st.unusable
+    frames = st.frames
+    res.frames = len(frames)
+    res.frame_refs = {f.index: f for f in frames}
+    if st.meta is None or not frames:
+        return res, Features.empty(), []
+    f = session_features(frames, executor)  # type: ignore[arg-type]
+    r = images.image_reasons(f, st.meta.width, st.meta.height, cfg.images)
+    for k, idx in enumerate(f.index):
+        if r[k] == images.CORRUPT and int(idx) in st.missing:
+            r[k] = MISSING
+    where = str(src.path)
+    res.issues += controls.check_controls(where, frames, cfg.controls)
+    t_issues, res.rate = timing.check_timing(where, frames, st.meta.fps, cfg.timing)
+    res.issues += t_issues
+    res.steering = classmix.steering_histogram(frames, cfg.controls.thresholds)
+    res.issues += classmix.check_mix(where, res.steering, cfg.controls.dominant_share)
+    for k, msg in enumerate(f.error):
+        if msg is not None and r[k] == images.CORRUPT:
+            res.issues.append(error("images", msg, frame=int(f.index[k])))
+    return res, f, r
+
+
+def _desktop(
+    results: list[SessionResult],
+    feats: list[Features],
+    reasons: list[list[str | None]],
+    cfg: ValidateConfig,
+) -> list[np.ndarray]:
+    """Marks desktop frames in ``reasons``; returns each frame's foreign share."""
+    usable_kinds = (None, images.FROZEN)
+    blocks = [
+        desktop.SessionBlocks(
+            blocks=f.blocks,
+            usable=np.array([x in usable_kinds for x in r], dtype=bool),
+            group=res.meta.game if res.meta else "",
+        )
+        for res, f, r in zip(results, feats, reasons, strict=True)
+    ]
+    shares = []
+    for scores, r in zip(desktop.detect(blocks, cfg.desktop), reasons, strict=True):
+        for k in np.flatnonzero(scores.flagged):
+            if r[k] is None:
+                r[k] = images.DESKTOP
+        shares.append(scores.foreign_share)
+    return shares
+
+
+def _finish(res: SessionResult, f: Features, r: list[str | None], share: np.ndarray) -> None:
+    for k, reason in enumerate(r):
+        if reason is None:
+            continue
+        idx = int(f.index[k])
+        res.verdicts[idx] = reason
+        res.scores[idx] = float(share[k]) if reason == images.DESKTOP else 1.0
+    by_reason: dict[str, list[int]] = {}
+    for idx, reason in res.verdicts.items():
+        by_reason.setdefault(reason, []).append(idx)
+    for reason, idxs in by_reason.items():
+        if reason in (images.CORRUPT, MISSING):
+            continue  # reported one by one already
+        shown = ", ".join(map(str, idxs[:_LISTED])) + (" …" if len(idxs) > _LISTED else "")
+        res.issues.append(
+            error("images", f"{res.path}: {len(idxs)} frame(s) {reason}: {shown}", frame=idxs[0])
+        )

@@ -1,0 +1,147 @@
+"""Desktop-behind-window: frames, whole or partly, that do not show the game.
+
+Nobody tells the detector what the game looks like. It learns it from the
+recordings: within a session the game's frames resemble each other, and across
+a dataset the game is what most frames show. Each frame is a grid of blocks
+(``features.GRID``), each block a short descriptor (colour, spread, edges,
+flatness). A block is *foreign* when no game frame of the reference shows
+anything like it at the same place; a frame with a large enough foreign share
+— a whole desktop, or a window covering part of the game — is flagged.
+
+The reference is built in two rounds. Round one takes, in every session, the
+half of its frames nearest the session's per-feature median (a median is not
+moved by up to half of the frames being something else, so it holds when 40 %
+of a session is desktop) and pools them with the other sessions' of the same
+game. Round two rebuilds the reference from every frame round one found clean,
+so that rarer game views (tight turns, the start zoom) have something to match.
+A frame never matches itself or its immediate neighbours, which are near-copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kartdata.validate.config import DesktopChecks
+
+#: Below this many usable frames in a game's sessions there is no majority to learn from.
+MIN_FRAMES = 20
+_CHUNK = 256
+
+
+@dataclass(slots=True)
+class SessionBlocks:
+    """One session's block descriptors and which frames may be judged."""
+
+    blocks: np.ndarray  # [n, rows, cols, k]
+    usable: np.ndarray  # bool [n]: decoded, right size, not black/blank
+    group: str = ""  # sessions of the same group (game) share a reference
+
+
+@dataclass(slots=True)
+class DesktopScores:
+    foreign_share: np.ndarray  # float32 [n]: share of blocks nothing in the game resembles
+    flagged: np.ndarray  # bool [n]
+
+
+def detect(sessions: Sequence[SessionBlocks], cfg: DesktopChecks) -> list[DesktopScores]:
+    """Scores and flags for every frame of every session, in order."""
+    out: list[DesktopScores | None] = [None] * len(sessions)
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(sessions):
+        groups.setdefault(s.group, []).append(i)
+    for members in groups.values():
+        for i, scores in zip(
+            members, _detect_group([sessions[i] for i in members], cfg), strict=True
+        ):
+            out[i] = scores
+    return [s for s in out if s is not None]
+
+
+def _detect_group(sessions: list[SessionBlocks], cfg: DesktopChecks) -> list[DesktopScores]:
+    flat = [
+        s.blocks.reshape(len(s.blocks), int(np.prod(s.blocks.shape[1:]))).astype(np.float32)
+        for s in sessions
+    ]
+    if sum(int(s.usable.sum()) for s in sessions) < MIN_FRAMES:
+        return [_nothing(len(s.blocks)) for s in sessions]
+    core = [_median_core(x, s.usable) for x, s in zip(flat, sessions, strict=True)]
+    foreign = _score_all(sessions, core, cfg)
+    core = [s.usable & ~fb.any(axis=1) for s, fb in zip(sessions, foreign, strict=True)]
+    foreign = _score_all(sessions, core, cfg)
+    out = []
+    for s, fb in zip(sessions, foreign, strict=True):
+        share = fb.mean(axis=1).astype(np.float32)
+        flagged = s.usable & (share >= cfg.foreign_share)
+        out.append(DesktopScores(foreign_share=share, flagged=flagged))
+    return out
+
+
+def _nothing(n: int) -> DesktopScores:
+    return DesktopScores(np.zeros(n, np.float32), np.zeros(n, bool))
+
+
+def _median_core(x: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The half of the usable frames nearest the per-feature median."""
+    core = np.zeros(len(x), bool)
+    idx = np.flatnonzero(usable)
+    if len(idx) == 0:
+        return core
+    m = np.median(x[idx], axis=0)
+    r = np.linalg.norm(x[idx] - m, axis=1)
+    core[idx[r <= np.median(r)]] = True
+    return core
+
+
+def _score_all(
+    sessions: list[SessionBlocks], core: list[np.ndarray], cfg: DesktopChecks
+) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    own = [_pick(np.flatnonzero(c), cfg.reference_frames, rng) for c in core]
+    out: list[np.ndarray] = []
+    for i, s in enumerate(sessions):
+        # The session's own game frames, plus a share of every other session's,
+        # so that a session that is mostly desktop still has the game to match.
+        others = [
+            (j, _pick(own[j], max(1, cfg.reference_frames // (2 * (len(sessions) - 1))), rng))
+            for j in range(len(sessions))
+            if j != i
+        ]
+        ref_blocks = [sessions[i].blocks[own[i]]] + [sessions[j].blocks[p] for j, p in others]
+        ref_pos = np.concatenate([own[i]] + [np.full(len(p), -(10**9)) for _, p in others])
+        ref = np.concatenate(ref_blocks).astype(np.float32)
+        out.append(_foreign_blocks(s.blocks.astype(np.float32), ref, ref_pos, cfg))
+    return out
+
+
+def _pick(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    if len(idx) <= n:
+        return idx
+    return np.sort(rng.choice(idx, n, replace=False))
+
+
+def _foreign_blocks(
+    blocks: np.ndarray, ref: np.ndarray, ref_pos: np.ndarray, cfg: DesktopChecks
+) -> np.ndarray:
+    """Per frame and block: farther than ``block_distance`` from the same block
+    of every reference frame that is not the frame's neighbour."""
+    n = len(blocks)
+    nb = blocks.shape[1] * blocks.shape[2]
+    foreign = np.zeros((n, nb), bool)
+    if len(ref) == 0 or n == 0:
+        return foreign
+    # [blocks, refs, k]: one small matrix product per block.
+    r = ref.reshape(len(ref), nb, -1).transpose(1, 0, 2)
+    r2 = (r * r).sum(-1)  # [nb, R]
+    for a in range(0, n, _CHUNK):
+        q = blocks[a : a + _CHUNK].reshape(-1, nb, r.shape[-1]).transpose(1, 0, 2)  # [nb, c, k]
+        q2 = (q * q).sum(-1)
+        d2 = q2[:, :, None] + r2[:, None, :] - 2 * np.matmul(q, r.transpose(0, 2, 1))
+        pos = np.arange(a, a + q.shape[1])
+        near = np.abs(pos[:, None] - ref_pos[None, :]) <= cfg.exclusion_radius
+        d2[:, near] = np.inf
+        best = d2.min(axis=2)  # [nb, c]
+        foreign[a : a + q.shape[1]] = (best > cfg.block_distance**2).T
+    return foreign

@@ -1,0 +1,192 @@
+"""A tiny homebrew N64 ROM for testing the input plugin in the real emulator.
+
+No Nintendo code: a z64 header plus ~60 hand-encoded MIPS instructions at ROM
+offset 0x40, which the core's high-level PIF boot copies to SP DMEM and runs.
+Every video frame the program asks the PIF for controller 1's pad (channel 0,
+which makes the core call the input plugin's ``GetKeys(0)``) and logs what it
+read into RDRAM:
+
+=================  ===========================================================
+``LOG_ADDR + 0``   frames completed (incremented after each pad is logged)
+``LOG_ADDR + 4``   the last pad word
+``RING_ADDR``      ``RING_LEN`` words: the pad word of frame ``i`` at ``i % RING_LEN``
+=================  ===========================================================
+
+Pad words are as the game reads them: the byte-swap of the plugin's
+``BUTTONS.Value`` (:func:`game_word_to_value`). RDRAM is physical addresses;
+the emulator keeps it as host-order 32-bit words, which is how a dump made
+through ``DebugMemGetPointer(M64P_DBG_PTR_RDRAM)`` reads back.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+ROM_SIZE = 1 << 20
+CODE_OFFSET = 0x40
+BLOCK_ADDR = 0x00100000  # the 64-byte PIF command block
+LOG_ADDR = 0x00200000
+RING_OFFSET = 0x100
+RING_ADDR = LOG_ADDR + RING_OFFSET
+RING_LEN = 4096
+DUMP_LEN = RING_OFFSET + 4 * RING_LEN
+
+_REGS = {"zero": 0, **{f"t{i}": 8 + i for i in range(8)}, **{f"s{i}": 16 + i for i in range(8)}}
+_OPS_I = {"addiu": 0x09, "andi": 0x0C, "ori": 0x0D, "lui": 0x0F, "lw": 0x23, "sw": 0x2B}
+
+
+def _r(name: str) -> int:
+    return _REGS[name]
+
+
+class _Asm:
+    """Just enough of a MIPS assembler for the program below (two passes)."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.items: list[tuple[str, tuple]] = []
+        self.labels: dict[str, int] = {}
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.items)
+
+    def __getattr__(self, op: str):  # type: ignore[no-untyped-def]
+        return lambda *args: self.items.append((op, args))
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        for pc, (op, a) in enumerate(self.items):
+            out += struct.pack(">I", self._one(pc, op, a))
+        return bytes(out)
+
+    def _one(self, pc: int, op: str, a: tuple) -> int:
+        if op == "nop":
+            return 0
+        if op == "sll":  # rd, rt, sa
+            return (_r(a[1]) << 16) | (_r(a[0]) << 11) | (a[2] << 6)
+        if op == "addu":  # rd, rs, rt
+            return (_r(a[1]) << 21) | (_r(a[2]) << 16) | (_r(a[0]) << 11) | 0x21
+        if op in ("beq", "bne"):  # rs, rt, label
+            off = (self.labels[a[2]] - (pc + 1)) & 0xFFFF
+            return (
+                ((0x04 if op == "beq" else 0x05) << 26) | (_r(a[0]) << 21) | (_r(a[1]) << 16) | off
+            )
+        if op == "lui":  # rt, imm
+            return (0x0F << 26) | (_r(a[0]) << 16) | (a[1] & 0xFFFF)
+        if op in ("lw", "sw"):  # rt, offset, base
+            return (_OPS_I[op] << 26) | (_r(a[2]) << 21) | (_r(a[0]) << 16) | (a[1] & 0xFFFF)
+        # addiu/andi/ori: rt, rs, imm
+        return (_OPS_I[op] << 26) | (_r(a[1]) << 21) | (_r(a[0]) << 16) | (a[2] & 0xFFFF)
+
+
+def program() -> bytes:
+    """The MIPS code placed at ROM 0x40 (runs at 0xA4000040)."""
+    k1 = 0xA000  # KSEG1 (uncached) high half for RDRAM addresses
+    m = _Asm(0xA4000040)
+    m.lui("s0", k1 | (BLOCK_ADDR >> 16))
+    m.lui("s1", k1 | (LOG_ADDR >> 16))
+    m.lui("s2", 0xA440)  # VI
+    m.lui("s3", 0xA430)  # MI
+    m.lui("s4", 0xA480)  # SI
+    m.ori("t0", "zero", 525)
+    m.sw("t0", 0x18, "s2")  # VI_V_SYNC: 525 lines, NTSC
+    m.ori("t0", "zero", 2)
+    m.sw("t0", 0x0C, "s2")  # VI_V_INTR: interrupt at line 2
+    m.sw("zero", 0, "s1")  # frames = 0
+    m.lui("t2", BLOCK_ADDR >> 16)  # physical address of the block
+    m.lui("t3", 0x1FC0)
+    m.ori("t3", "t3", 0x07C0)  # PIF RAM
+    m.label("frame")
+    m.label("wait_vi")
+    m.lw("t0", 0x08, "s3")  # MI_INTR
+    m.andi("t0", "t0", 0x08)  # VI pending?
+    m.beq("t0", "zero", "wait_vi")
+    m.nop()
+    m.sw("zero", 0x10, "s2")  # writing VI_CURRENT acknowledges it
+    # The PIF block: [FF 01 04 01][FF FF FF FF][FE ...] ... last byte 1.
+    m.lui("t1", 0xFF01)
+    m.ori("t1", "t1", 0x0401)
+    m.sw("t1", 0, "s0")
+    m.addiu("t1", "zero", -1)
+    m.sw("t1", 4, "s0")
+    m.lui("t1", 0xFE00)
+    m.sw("t1", 8, "s0")
+    for off in range(12, 60, 4):
+        m.sw("zero", off, "s0")
+    m.ori("t1", "zero", 1)
+    m.sw("t1", 60, "s0")
+    m.sw("t2", 0x00, "s4")  # SI_DRAM_ADDR
+    m.sw("t3", 0x10, "s4")  # SI_PIF_ADDR_WR64B: RDRAM → PIF
+    m.label("wait_si1")
+    m.lw("t0", 0x18, "s4")
+    m.andi("t0", "t0", 3)
+    m.bne("t0", "zero", "wait_si1")
+    m.nop()
+    m.sw("zero", 0x18, "s4")  # acknowledge the SI interrupt
+    m.sw("t2", 0x00, "s4")
+    m.sw("t3", 0x04, "s4")  # SI_PIF_ADDR_RD64B: PIF → RDRAM; the core polls the pad here
+    m.label("wait_si2")
+    m.lw("t0", 0x18, "s4")
+    m.andi("t0", "t0", 3)
+    m.bne("t0", "zero", "wait_si2")
+    m.nop()
+    m.sw("zero", 0x18, "s4")
+    m.lw("t4", 4, "s0")  # the pad word
+    m.lw("t5", 0, "s1")  # frames
+    m.sw("t4", 4, "s1")
+    m.andi("t6", "t5", RING_LEN - 1)
+    m.sll("t6", "t6", 2)
+    m.addu("t6", "t6", "s1")
+    m.sw("t4", RING_OFFSET, "t6")
+    m.addiu("t5", "t5", 1)
+    m.sw("t5", 0, "s1")
+    m.beq("zero", "zero", "frame")
+    m.nop()
+    return m.encode()
+
+
+def build(name: str = "KARTKIT PADTEST") -> bytes:
+    """The whole 1 MiB big-endian (z64) image."""
+    rom = bytearray(ROM_SIZE)
+    struct.pack_into(">4I", rom, 0, 0x80371240, 0x0000000F, 0x80000400, 0x0000144C)
+    rom[0x20:0x34] = name.encode("ascii")[:20].ljust(20, b" ")
+    rom[0x3B] = ord("N")
+    rom[0x3C:0x3E] = b"KK"
+    rom[0x3E] = ord("E")
+    code = program()
+    if CODE_OFFSET + len(code) > 0x1000:
+        raise ValueError("test program does not fit in SP DMEM")
+    rom[CODE_OFFSET : CODE_OFFSET + len(code)] = code
+    return bytes(rom)
+
+
+def write(path: str | Path) -> Path:
+    path = Path(path)
+    path.write_bytes(build())
+    return path
+
+
+def game_word_to_value(word: int) -> int:
+    """The game reads the pad bytes big-endian: undo that to get ``BUTTONS.Value``."""
+    return struct.unpack("<I", struct.pack(">I", word & 0xFFFFFFFF))[0]
+
+
+@dataclass(frozen=True)
+class PadLog:
+    frames: int
+    last: int
+    #: ``BUTTONS.Value`` read by the game in frames 0..frames-1 (the last RING_LEN).
+    values: list[int]
+
+
+def read_log(dump: bytes) -> PadLog:
+    """Decode a dump of ``DUMP_LEN`` bytes of RDRAM from ``LOG_ADDR``."""
+    if len(dump) < DUMP_LEN:
+        raise ValueError(f"RDRAM dump has {len(dump)} bytes, expected {DUMP_LEN}")
+    frames, last = struct.unpack_from("<2I", dump, 0)
+    ring = struct.unpack_from(f"<{RING_LEN}I", dump, RING_OFFSET)
+    first = max(0, frames - RING_LEN)
+    values = [game_word_to_value(ring[i % RING_LEN]) for i in range(first, frames)]
+    return PadLog(frames=frames, last=game_word_to_value(last), values=values)
