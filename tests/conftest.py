@@ -49,12 +49,19 @@ class XDisplay:
         self._children: list[subprocess.Popen[bytes]] = []
 
     def pattern_window(
-        self, title: str, width: int = 160, height: int = 120, x: int = 40, y: int = 30
+        self,
+        title: str,
+        width: int = 160,
+        height: int = 120,
+        x: int = 40,
+        y: int = 30,
+        noise: bool = False,
     ) -> subprocess.Popen[bytes]:
         """Start tests/pattern_window.py and wait for its first frame."""
         script = Path(__file__).with_name("pattern_window.py")
         proc = subprocess.Popen(
-            [sys.executable, str(script), title, str(width), str(height), str(x), str(y)],
+            [sys.executable, str(script), title, str(width), str(height), str(x), str(y)]
+            + (["noise"] if noise else []),
             env=self.env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

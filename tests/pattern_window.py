@@ -2,8 +2,8 @@
 
 Run as ``python pattern_window.py TITLE WIDTH HEIGHT X Y``. The window shows four
 quadrants (top-left red, top-right green, bottom-left blue, bottom-right white)
-and redraws every frame, so it shows the pattern again after being moved. It
-prints ``ready`` once the first frame is on screen and exits on SIGTERM or when
+and redraws every frame, so it shows the pattern again after being moved. With a
+sixth argument ``noise`` the bottom half is noise, new every frame. It prints ``ready`` once the first frame is on screen and exits on SIGTERM or when
 stdin closes.
 """
 
@@ -23,6 +23,9 @@ COLOURS = {
 
 def main() -> None:
     title, w, h, x, y = sys.argv[1], *(int(v) for v in sys.argv[2:6])
+    # "noise": the bottom half shows fresh noise every frame (a live game for
+    # the validator's frozen-frame check); the top half keeps the pattern
+    noise = sys.argv[6:7] == ["noise"]
     os.environ["SDL_VIDEO_WINDOW_POS"] = f"{x},{y}"
     os.environ.setdefault("SDL_VIDEODRIVER", "x11")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -45,6 +48,11 @@ def main() -> None:
         screen.fill(COLOURS["top_right"], (hw, 0, w - hw, hh))
         screen.fill(COLOURS["bottom_left"], (0, hh, hw, h - hh))
         screen.fill(COLOURS["bottom_right"], (hw, hh, w - hw, h - hh))
+        if noise:
+            import numpy as np
+
+            arr = np.random.default_rng().integers(0, 256, (w, h - hh, 3), dtype=np.uint8)
+            screen.blit(pygame.surfarray.make_surface(arr), (0, hh))
         pygame.display.flip()
         if first:
             print("ready", flush=True)

@@ -140,7 +140,7 @@ def test_keyboard_recording_of_a_real_window(xdisplay, tmp_path: Path) -> None: 
 
 
 def test_kill_9_leaves_a_valid_session(xdisplay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    xdisplay.pattern_window("kart-kill-test", 160, 120, x=0, y=0)
+    xdisplay.pattern_window("kart-kill-test", 160, 120, x=0, y=0, noise=True)
     out = tmp_path / "rec"
     proc = start_cli(xdisplay, out, "--region", "0,0,160,120", "--keyboard", "--fps", "30")
     session = out / "player-001"
@@ -153,7 +153,7 @@ def test_kill_9_leaves_a_valid_session(xdisplay, tmp_path: Path) -> None:  # typ
     assert not (session / STATS_FILE).exists()  # it really died mid-take
     frames = frames_of(session)
     assert len(frames) >= 25
-    assert all(is_pattern(f.image()) for f in frames)
+    assert all((f.image()[:60, :80] == RED).all() for f in frames)
     assert [f.index for f in frames] == list(range(len(frames)))
     # the session is readable by the rest of the pipeline, where it has landed
     for cmd, extra in (
