@@ -73,10 +73,20 @@ def _manifest(dataset: str | Manifest) -> Manifest:
     return dataset if isinstance(dataset, Manifest) else Manifest.load(str(dataset))
 
 
-def frames(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
+def frames(
+    dataset: str,
+    splits: SplitConfig = SplitConfig(),
+    *,
+    excluded: bool = True,
+    verdict_store: str | None = None,
+) -> Any:
     """One row per frame written to the dataset: session, track, frame, time,
     the pad, stratum, steering class, recovery flag, tags, the validator's
-    verdict (empty = clean), the split, and where its record lies."""
+    verdict (empty = clean), the split, and where its record lies.
+
+    With ``excluded``, frames the validator left out of the shards are added
+    too (``excluded`` True, no pad or record), as far as the verdict store
+    still holds their sessions' verdicts."""
     import pandas as pd
 
     manifest = _manifest(dataset)
@@ -85,21 +95,59 @@ def frames(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
         df = read_index(str(dataset), shard)
         df["shard"] = shard.path
         parts.append(df)
-    if parts:
-        df = pd.concat(parts, ignore_index=True)
-    else:
-        df = pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "float32")) for c in INDEX_COLUMNS})
-        df["shard"] = pd.Series(dtype=str)
+    if not parts:
+        empty = pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "float32")) for c in INDEX_COLUMNS})
+        parts.append(empty.assign(shard=pd.Series(dtype=str)))
+    df = pd.concat(parts, ignore_index=True)
+    df["excluded"] = False
+    if excluded:
+        left_out = _excluded_rows(manifest, df, verdict_store)
+        if len(left_out):
+            df = pd.concat([df, left_out], ignore_index=True)
     start = {s.key: s for s in manifest.sessions}
-    df["time_s"] = (df["t_ns"] - df.groupby("session")["t_ns"].transform("min")) / 1e9
-    df["steering"] = [parse_stratum(s)[0] for s in df["stratum"]]
+    t_ns = df["t_ns"].where(df["t_ns"] >= 0)
+    df["time_s"] = (t_ns - t_ns.groupby(df["session"]).transform("min")) / 1e9
+    df["steering"] = [parse_stratum(s)[0] if s else None for s in df["stratum"]]
     df["recovery"] = df["stratum"].str.endswith(RECOVERY_TAG)
     split_of = assign(start, splits)
     df["split"] = df["session"].map(split_of).fillna("unknown")
     df["steering"] = pd.Categorical(df["steering"], categories=list(STEERING_CLASSES))
     order = ["session", "track", "frame", "t_ns", "time_s", *PAD_FIELDS, "stratum", "steering"]
-    order += ["recovery", "tags", "verdict", "split", "shard", "record"]
+    order += ["recovery", "tags", "verdict", "excluded", "split", "shard", "record"]
     return df[order].sort_values(["session", "frame"], kind="stable").reset_index(drop=True)
+
+
+def _excluded_rows(manifest: Manifest, written: Any, store: str | None) -> Any:
+    """Rows for frames the verdict store lists and the shards do not hold."""
+    import pandas as pd
+
+    try:
+        from kartdata.validate import verdicts
+    except ImportError:  # a kartkit without the validator
+        return pd.DataFrame()
+    have = set(zip(written["session"], written["frame"], strict=True))
+    rows = []
+    for s in manifest.sessions:
+        if not s.excluded:
+            continue
+        stored = verdicts.load(s.key, store)
+        if stored is None:
+            continue
+        for frame, reason in stored["verdicts"].items():
+            if (s.key, int(frame)) not in have:
+                rows.append(
+                    {"session": s.key, "track": s.track, "frame": int(frame), "verdict": reason}
+                )
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows)
+    out["excluded"] = True
+    out["stratum"] = ""
+    out["tags"] = ""
+    out["shard"] = ""
+    out["t_ns"] = -1
+    out["record"] = -1
+    return out
 
 
 def sessions(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
@@ -143,7 +191,9 @@ def sessions(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
 
 
 def frame_image(dataset: str, session: str, frame: int) -> np.ndarray:
-    """The stored image (uint8 RGB) of one frame, reading only its shard."""
+    """The stored image (uint8 RGB) of one frame, reading only its shard; for a
+    frame left out of the shards, the original from the recording if it is
+    still where it was sharded from."""
     manifest = _manifest(dataset)
     for shard in manifest.shards:
         df = read_index(str(dataset), shard, columns=("session", "frame", "record"))
@@ -154,7 +204,22 @@ def frame_image(dataset: str, session: str, frame: int) -> np.ndarray:
                 int(hit["record"].iloc[0]),
                 manifest.encoding.compression,
             )
+    # Frames the validator left out are not in the shards; the recording may still be there.
+    info = next((s for s in manifest.sessions if s.key == session), None)
+    if info is not None and fs.exists(info.source):
+        from kartdata.sources import open_source
+
+        for f in open_source(info.source).frames():
+            if f.index == frame:
+                return f.image()
     raise DatasetError(f"{dataset}: no frame {frame} of session {session!r} in the dataset")
+
+
+def record_image(dataset: str, shard: str, record: int) -> np.ndarray:
+    """The image of record number ``record`` of ``shard`` (a path relative to
+    the dataset, as in the ``shard`` column of :func:`frames`)."""
+    manifest = _manifest(dataset)
+    return _read_record_image(fs.join(str(dataset), shard), record, manifest.encoding.compression)
 
 
 def _read_record_image(path: str, record: int, compression: str) -> np.ndarray:
@@ -228,7 +293,11 @@ def plot_frames(dataset: str, rows: Any, columns: int = 4, size: float = 2.5) ->
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, rows, strict=False):
-        ax.imshow(frame_image(dataset, row["session"], int(row["frame"])))
+        if row.get("shard"):
+            image = record_image(dataset, row["shard"], int(row["record"]))
+        else:
+            image = frame_image(dataset, row["session"], int(row["frame"]))
+        ax.imshow(image)
         pressed = [b for b in BUTTONS if int(row.get(b, 0))]
         title = f"#{int(row['frame'])} x={float(row['x']):+.2f} {' '.join(pressed)}"
         if row.get("verdict"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kartplay.sim.env import car_state, centreline
+from kartplay.sim.env import car_state, centreline, off_track
 
 #: Centreline spacing of CarRacing's track points (TRACK_DETAIL_STEP).
 TILE_M = 3.5
@@ -42,6 +42,13 @@ class ExpertConfig:
     sharp: float = 1.6
     #: Brake only when this much (m/s) above the target.
     brake_margin: float = 6.0
+    #: Off the road: target speed, and no gas while the aim point is more than
+    #: ``traction`` radians off the nose above ``crawl`` (full gas with the wheels on lock
+    #: spins a rear-driven car on grass in circles).
+    grass: float = 18.0
+    traction: float = 0.5
+    #: Below this speed (m/s) gas is safe even on lock off the road.
+    crawl: float = 10.0
 
 
 class Expert:
@@ -92,7 +99,12 @@ class Expert:
         ahead = self._headings[(i + np.arange(c.horizon)) % n]
         bend = float(np.max(np.abs(_wrap(ahead - self._headings[i]))))
         target = c.fast - (c.fast - c.slow) * min(1.0, bend / c.sharp)
+        grass = off_track(env)
+        if grass:
+            target = min(target, c.grass)
         gas = 1.0 if speed < target else 0.0
+        if grass and abs(error) > c.traction and speed > c.crawl:
+            gas = 0.0
         brake = 0.8 if speed > target + c.brake_margin else 0.0
         return np.array([steer, gas, brake], dtype=np.float64)
 

@@ -124,7 +124,9 @@ def test_keyboard_recording_of_a_real_window(xdisplay, tmp_path: Path) -> None: 
     frames = list(src.frames())
     assert len(frames) == len(rows(session)) >= n_moved + 5
     # every frame is the window's pixels, before and after the move
-    assert all(is_pattern(f.image()) for f in frames[:: max(1, len(frames) // 10)])
+    # a frame grabbed in the instant between looking the window up and grabbing
+    # it may show where the window just left; at most one per move
+    assert sum(not is_pattern(f.image()) for f in frames) <= 1
     assert is_pattern(frames[-1].image())
     t = [f.t_ns for f in frames]
     assert all(b > a for a, b in itertools.pairwise(t))

@@ -3,8 +3,6 @@ simulator game frames and real Xvfb desktop captures, 3 % and 40 % desktop."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -1,0 +1,190 @@
+"""`kartdata shard` against a TensorKart-style preparation, on the same recordings.
+
+Both run as subprocesses on generated TensorKart sessions (640x480 PNG, cached
+under /tmp between runs). For each: wall time, frames/s, peak RSS (of the whole
+process tree, sampled), bytes per frame; then the ratios. The sharder also runs
+at 2N frames to show its memory does not grow with the data, and with each
+record compression for the README's trade-off note.
+
+Baselines (both written here, as the reference):
+
+- ``tensorkart``: what TensorKart's ``utils.py prepare`` did — skimage ``imread``,
+  skimage ``resize`` to 66x200x3 floats, every frame appended to one list,
+  ``np.asarray``, ``np.save``;
+- ``lean``: the same output made as cheaply as we know (Pillow decode and
+  resize, float32 written into a preallocated array) — to show how much of the
+  gap is TensorKart's choice of library.
+
+    python benchmarks/shard.py [--frames 5000] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+CACHE = Path("/tmp/kartkit-bench-shard")
+SESSION_FRAMES = 1000
+
+BASELINE = r"""
+import sys, csv, numpy as np
+from pathlib import Path
+kind, out, sessions = sys.argv[1], sys.argv[2], sys.argv[3:]
+if kind == "tensorkart":
+    from skimage.io import imread
+    from skimage.transform import resize
+    X, y = [], []
+    for s in sessions:
+        rows = list(csv.reader(open(Path(s) / "data.csv")))
+        y.append(np.array([[float(v) for v in r[1:]] for r in rows]))
+        for r in rows:
+            X.append(resize(imread(Path(s) / Path(r[0]).name), (66, 200, 3)))
+    np.save(out + "/X.npy", np.asarray(X))
+    np.save(out + "/y.npy", np.concatenate(y))
+else:
+    from PIL import Image
+    rows = [(Path(s), r) for s in sessions for r in csv.reader(open(Path(s) / "data.csv"))]
+    X = np.empty((len(rows), 66, 200, 3), np.float32)
+    for i, (s, r) in enumerate(rows):
+        with Image.open(s / Path(r[0]).name) as im:
+            X[i] = np.asarray(im.convert("RGB").resize((200, 66), Image.Resampling.BILINEAR)) / 255.0
+    np.save(out + "/X.npy", X)
+    np.save(out + "/y.npy", np.array([[float(v) for v in r[1:]] for _, r in rows]))
+"""
+
+
+def sessions(frames: int) -> list[Path]:
+    """TensorKart sessions of SESSION_FRAMES each, made once and cached."""
+    from kartdata import synth
+
+    out = []
+    for i in range((frames + SESSION_FRAMES - 1) // SESSION_FRAMES):
+        path = CACHE / "recordings" / f"2017-01-05_12-00-{i:02d}"
+        if not (path / ".complete").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            print(f"generating {path} …", file=sys.stderr, flush=True)
+            synth.make_tensorkart(path, SESSION_FRAMES, seed=i)
+            (path / ".complete").touch()
+        out.append(path)
+    return out
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of the process tree, sampled every 50 ms."""
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            procs = [proc, *proc.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
+    return seconds, peak
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def shard_run(srcs: list[Path], frames: int, *args: str) -> dict[str, float]:
+    out = CACHE / "dataset"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "KARTKIT_CACHE": str(CACHE / "verdicts")}
+    shutil.rmtree(CACHE / "verdicts", ignore_errors=True)
+    cmd = [sys.executable, "-m", "kartdata.cli", "shard", *map(str, srcs), "--out", str(out)]
+    seconds, rss = run([*cmd, "--no-progress", *args], env)
+    m = json.loads((out / "manifest.json").read_text())
+    written = m["frames"]
+    assert written + sum(m["excluded"].values()) == frames, (written, frames)
+    return {
+        "seconds": seconds,
+        "fps": frames / seconds,
+        "rss": rss,
+        "bytes_per_frame": m["bytes"] / written,
+    }
+
+
+def baseline_run(kind: str, srcs: list[Path], frames: int) -> dict[str, float]:
+    out = CACHE / f"baseline-{kind}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    seconds, rss = run([sys.executable, "-c", BASELINE, kind, str(out), *map(str, srcs)])
+    size = tree_bytes(out)
+    shutil.rmtree(out)
+    return {
+        "seconds": seconds,
+        "fps": frames / seconds,
+        "rss": rss,
+        "bytes_per_frame": size / frames,
+    }
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def line(name: str, r: dict[str, float]) -> str:
+    return (
+        f"{name:<34} {r['fps']:>8.0f} frames/s  {r['seconds']:>7.1f} s  "
+        f"peak RSS {r['rss'] / 2**20:>7.0f} MiB  {r['bytes_per_frame'] / 1e3:>8.1f} KB/frame"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each; medians are printed")
+    ap.add_argument("--skip-2n", action="store_true", help="skip the 2N memory run")
+    a = ap.parse_args()
+    srcs, srcs2 = sessions(a.frames), sessions(2 * a.frames)
+    n = len(srcs) * SESSION_FRAMES
+    print(f"{n} TensorKart frames (640x480 PNG) in {len(srcs)} sessions; {os.cpu_count()} cores")
+    res: dict[str, dict[str, float]] = {}
+    rep = range(a.repeat)
+    res["shard (gzip, validate)"] = median([shard_run(srcs, n) for _ in rep])
+    res["shard (gzip, --no-validate)"] = median([shard_run(srcs, n, "--no-validate") for _ in rep])
+    res["shard (none, --no-validate)"] = median(
+        [shard_run(srcs, n, "--no-validate", "--compression", "none") for _ in rep]
+    )
+    if not a.skip_2n:
+        res[f"shard 2N={2 * n} (gzip, validate)"] = median([shard_run(srcs2, 2 * n) for _ in rep])
+    res["baseline tensorkart (skimage)"] = median(
+        [baseline_run("tensorkart", srcs, n) for _ in rep]
+    )
+    res["baseline lean (Pillow, float32)"] = median([baseline_run("lean", srcs, n) for _ in rep])
+    for name, r in res.items():
+        print(line(name, r))
+    ours = res["shard (gzip, validate)"]
+    for base in ("baseline tensorkart (skimage)", "baseline lean (Pillow, float32)"):
+        b = res[base]
+        print(
+            f"vs {base}: {ours['fps'] / b['fps']:.1f}x faster, "
+            f"{b['rss'] / ours['rss']:.1f}x less peak RSS, "
+            f"{b['bytes_per_frame'] / ours['bytes_per_frame']:.0f}x fewer bytes"
+        )
+    if not a.skip_2n:
+        big = res[f"shard 2N={2 * n} (gzip, validate)"]
+        print(f"RSS at 2N / RSS at N: {big['rss'] / ours['rss']:.2f}")
+    g, z = res["shard (gzip, --no-validate)"], res["shard (none, --no-validate)"]
+    print(
+        f"gzip vs none: {g['bytes_per_frame'] / z['bytes_per_frame']:.3f}x the bytes, "
+        f"{g['fps'] / z['fps']:.2f}x the speed"
+    )
+
+
+if __name__ == "__main__":
+    main()
