@@ -209,6 +209,12 @@ def shard(
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
     ),
+    engine: str = typer.Option(
+        "local", help="local (worker processes here) or ray (actors on a Ray cluster)."
+    ),
+    address: str | None = typer.Option(
+        None, help="Ray cluster to join (auto, host:6379, ray://host:10001); default: local Ray."
+    ),
 ) -> None:
     """Stream recordings into compressed TFRecord shards grouped by stratum."""
     import os
@@ -246,7 +252,13 @@ def shard(
         validate=validate,
         trust_pickle=trust_pickle,
         progress=sys.stderr.isatty() if progress is None else progress,
+        engine=engine,
+        address=address,
     )
+    if engine not in ("local", "ray"):
+        raise DatasetError(f"--engine {engine!r} is not local or ray")
+    if address is not None and engine != "ray":
+        raise DatasetError("--address is only for --engine ray")
     report = run_shard(list(sources), out, config)
     typer.echo(report.summary())
 

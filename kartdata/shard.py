@@ -101,6 +101,13 @@ class ShardConfig:
     validate: bool = True
     trust_pickle: bool = False
     progress: bool = False
+    #: ``"local"`` (worker processes on this machine) or ``"ray"`` (Ray actors,
+    #: kartdata.shard_ray); the per-session work is the same, only the
+    #: scheduling differs. With Ray, ``workers`` <= 0 means one per cluster CPU.
+    engine: str = "local"
+    #: Ray cluster to join (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
+    #: ``None`` joins an already initialised Ray or starts a local one.
+    address: str | None = None
 
 
 @dataclass
@@ -806,7 +813,13 @@ def shard(
         bar = _progress_bar(config.progress)
         try:
             workers = min(max(0, config.workers), len(todo))
-            if workers == 0:
+            if config.engine == "ray":
+                from kartdata.shard_ray import run_ray
+
+                results, shards = run_ray(job, todo, config.workers, bar, config.address)
+            elif config.engine != "local":
+                raise DatasetError(f"engine {config.engine!r} is not 'local' or 'ray'")
+            elif workers == 0:
                 results, shards = _run_inline(job, todo, bar)
             else:
                 results, shards = _run_processes(job, todo, workers, bar)

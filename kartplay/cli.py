@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
 from kartdata import clikit
@@ -56,6 +59,105 @@ def serve(
 
 
 # -- sim: record, drive, demo (issue 7) ---------------------------------------
+
+sim_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The CarRacing-v3 simulator."
+)
+app.add_typer(sim_app, name="sim")
+
+
+def _policy_config(
+    selection: str, smoothing: float, deadzone: float, axis_scale: float, hold: str, seed: int
+):  # -> PolicyConfig
+    from kartplay.policy import PolicyConfig
+
+    return PolicyConfig(
+        axis_scale=axis_scale,
+        deadzone=deadzone,
+        selection=selection,  # type: ignore[arg-type]
+        smoothing=smoothing,
+        hold=tuple(b for b in hold.split(",") if b),
+        seed=seed,
+    )
+
+
+@sim_app.command("record")
+def sim_record(
+    out: Path = typer.Option(..., "--out", help="Directory to write sessions into."),
+    seeds: str = typer.Option("0-7", help="Track seeds: 1,2,3 or 100-115."),
+    steps: int = typer.Option(1000, help="Simulator steps per track (50 per second)."),
+    every: int = typer.Option(1, help="Record every k-th step."),
+    perturb: float = typer.Option(0.0, help="Pushes off the line per second (0: clean)."),
+    push_s: float = typer.Option(0.25, help="Length of one push (s)."),
+    strength: float = typer.Option(0.5, help="Steer of a push, 0..1."),
+    settle_s: float = typer.Option(1.0, help="Correction after a push tagged recovery (s)."),
+    policy: str = typer.Option(
+        None, help="Exported model that drives while the expert labels (DAgger)."
+    ),
+    workers: int = typer.Option(0, help="Processes (0: one per core)."),
+    schedule_seed: int = typer.Option(0, help="Seed of the push schedule."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Drive the expert (or a model, labelled by the expert) and record native sessions."""
+    from kartplay.sim.env import parse_seeds
+    from kartplay.sim.record import PerturbConfig, RecordConfig, record
+
+    config = RecordConfig(
+        steps=steps,
+        every=every,
+        perturb=PerturbConfig(rate=perturb, push_s=push_s, strength=strength, settle_s=settle_s),
+        policy=policy,
+        seed=schedule_seed,
+    )
+    reports = record(out, parse_seeds(seeds), config, workers or None)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in reports], indent=1))
+        return
+    for r in reports:
+        typer.echo(
+            f"{r.path}: {r.frames} frames ({r.recovery_frames} recovery), "
+            f"{r.driver} score {r.score:.1f}, {r.tiles} tiles"
+        )
+
+
+@sim_app.command("drive")
+def sim_drive(
+    model: str = typer.Argument(..., help="Exported model directory (kartmodel export)."),
+    seeds: str = typer.Option("11,12,13,14,15", help="Track seeds: 11,12,13 or 100-115."),
+    steps: int = typer.Option(1000, help="Simulator steps per track (50 per second)."),
+    gif: Path = typer.Option(None, help="Animated GIF of the first seed's run."),
+    plot: Path = typer.Option(None, help="PNG plot of the scores."),
+    report: Path = typer.Option(None, help="Also save the JSON report here."),
+    expert: bool = typer.Option(True, "--expert/--no-expert", help="Score the expert too."),
+    selection: str = typer.Option("sample", help="Class models: sample, argmax or expected."),
+    smoothing: float = typer.Option(0.0, help="Moving-average weight of past outputs, 0..1."),
+    deadzone: float = typer.Option(0.0, help="Stick values closer to 0 become 0."),
+    axis_scale: float = typer.Option(1.0, help="Multiply the predicted stick."),
+    hold: str = typer.Option("", help="Buttons always pressed, e.g. a (gas)."),
+    seed: int = typer.Option(0, help="Seed of weighted random selection."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Drive a model on track seeds and compare it with the expert."""
+    from kartplay import policy as policy_mod
+    from kartplay.sim.drive import DriveConfig, drive, save_report
+    from kartplay.sim.env import parse_seeds
+
+    pol = policy_mod.load(
+        model, _policy_config(selection, smoothing, deadzone, axis_scale, hold, seed)
+    )
+    result = drive(
+        pol,
+        DriveConfig(seeds=parse_seeds(seeds), steps=steps, gif=gif, plot=plot, with_expert=expert),
+    )
+    if report:
+        save_report(result, report)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=1))
+        return
+    typer.echo(result.table())
+    for label, path in (("video", result.gif), ("plot", result.plot)):
+        if path:
+            typer.echo(f"{label}: {path}")
 
 
 def main() -> None:

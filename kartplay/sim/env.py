@@ -186,3 +186,26 @@ def car_state(env: Any) -> tuple[np.ndarray, float, float]:
 def centreline(env: Any) -> np.ndarray:
     """The track's centreline points ``(N, 2)``, in driving order."""
     return np.array([(t[2], t[3]) for t in env.track], dtype=np.float64)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"11,12,13"`` or ``"100-115"`` or a mix → the seeds, in order."""
+    from kartdata.errors import KartError
+
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise KartError(f"seeds {text!r}: {part!r} is not a seed or a range a-b") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise KartError(f"seeds {text!r}: expected non-negative seeds like 11,12,13 or 100-115")
+    return tuple(seeds)

@@ -24,7 +24,7 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,9 @@ class PerturbConfig:
     the expert's correction are tagged recovery too."""
 
     rate: float = 0.0
-    push_s: float = 0.4
-    strength: float = 0.9
-    settle_s: float = 1.2
+    push_s: float = 0.25
+    strength: float = 0.5
+    settle_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.rate < 0 or self.push_s <= 0 or self.settle_s < 0:
@@ -133,7 +133,9 @@ def record_seed(out: str | Path, seed: int, config: RecordConfig = RecordConfig(
                         expert_driving = True
                     elif off_steps == 0:
                         expert_driving = False
-                    applied = label if expert_driving else DEFAULT_MAPPING.to_action(policy.act(frame))
+                    applied = (
+                        label if expert_driving else DEFAULT_MAPPING.to_action(policy.act(frame))
+                    )
                     tags = (RECOVERY_TAG,)
                 else:
                     applied, pushed = push.apply(label)
@@ -168,7 +170,9 @@ def record(
     out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         if (out / session_name(seed, config)).exists():
-            raise KartError(f"{out / session_name(seed, config)}: already exists; refusing to overwrite")
+            raise KartError(
+                f"{out / session_name(seed, config)}: already exists; refusing to overwrite"
+            )
     workers = min(len(seeds), workers or os.cpu_count() or 1)
     if workers <= 1:
         return [record_seed(out, s, config) for s in seeds]
@@ -237,7 +241,3 @@ def _meta(seed: int, config: RecordConfig, shape: tuple[int, ...]) -> SessionMet
             "schedule_seed": config.seed,
         },
     )
-
-
-def with_policy(config: RecordConfig, policy: str | None) -> RecordConfig:
-    return replace(config, policy=policy)

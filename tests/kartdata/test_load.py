@@ -384,3 +384,9 @@ def test_thresholds_come_from_the_manifest(dataset: Path) -> None:
         ctx, targets.TargetConfig("class3", class_format="index"), 5, manifest.classes
     )
     assert y.numpy().tolist() == [0, 1, 2]
+
+
+def test_play_side_uses_the_same_preprocessing_function() -> None:
+    # Exported models (what kartplay runs) preprocess raw frames themselves.
+    import kartmodel.export as export
+    assert export.preprocess is kartdata.preprocess.preprocess

@@ -16,7 +16,6 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"
 def test_explore_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_dataset(tmp_path, sessions=3, frames=40)
     monkeypatch.setenv("KARTKIT_DATASET", str(dataset))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     # The kernel must import this checkout's kartkit, as the tests do.
     root = str(NOTEBOOK.parents[1])

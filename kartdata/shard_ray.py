@@ -1,0 +1,162 @@
+"""The Ray engine of ``kartdata shard``: the same shards and manifest as the local
+engine, with the sessions spread over Ray actors instead of local processes.
+
+Only the scheduling differs from :mod:`kartdata.shard`. Each actor is one
+long-lived worker holding its :class:`~kartdata.shard.StratumWriters` (as a
+local worker process does), so shards fill up across sessions instead of one
+small shard per session and stratum. The driver hands out sessions one at a
+time as actors finish them (a slow session never holds up a queue behind it),
+then closes every actor's writers and returns the finished shards; the caller,
+:func:`kartdata.shard.shard`, writes the manifest once, under the dataset lock,
+after all of them are complete. On any failure every actor aborts its open
+shards and the caller deletes whatever the run left, as locally.
+
+On a cluster, every node must be able to import ``kartkit`` (install
+``kartkit[ray]`` there, or pass a ``runtime_env`` to ``ray start``), read the
+recordings at the paths the driver found them under, and write the dataset
+path: a shared filesystem, or a ``gs://`` / ``hdfs://`` / ``s3://`` URL, which
+every file access goes through ``tf.io.gfile`` for (kartdata.fs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from kartdata.errors import DatasetError, KartError
+from kartdata.manifest import ShardInfo
+from kartdata.shard import SessionResult, _error_from, _Job, _one_session, _writers
+
+#: Sessions queued on each actor beyond the one it is working on, so that an
+#: actor never waits on a round trip to the driver between two sessions.
+PIPELINE_DEPTH = 1
+
+
+class _ShardWorker:
+    """One Ray actor: a worker number, its open shards, sessions one by one."""
+
+    def __init__(self, job: _Job, worker: int) -> None:
+        self.job = job
+        self.writers = _writers(job, worker)
+
+    def session(self, path: str, key: str) -> SessionResult:
+        try:
+            return _one_session(self.job, path, key, self.writers, lambda n: None, in_worker=True)
+        except KartError as e:
+            # Travels back as a value: Ray would wrap the exception in its own
+            # multi-line error, and the CLI must print one line.
+            return _Failure(type(e).__name__, str(e))  # type: ignore[return-value]
+
+    def close(self) -> list[ShardInfo]:
+        return self.writers.close()
+
+    def abort(self) -> None:
+        self.writers.abort()
+
+
+class _Failure:
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind, self.message = kind, message
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join ``address`` (or an already initialised Ray), else start a local Ray
+    without the dashboard (cheap to start). True when this call started it."""
+    try:
+        import ray
+    except ImportError:
+        raise DatasetError("the ray engine needs Ray: pip install 'kartkit[ray]'") from None
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    return True
+
+
+def run_ray(
+    job: _Job,
+    todo: list[tuple[str, str]],
+    workers: int,
+    on_frames: Callable[[int], None],
+    address: str | None = None,
+) -> tuple[list[SessionResult], list[ShardInfo]]:
+    """Shard ``todo`` (path, key) over Ray actors; returns what the local
+    engine's workers return: per-session results and the finished shards."""
+    import ray
+
+    started = connect(address)
+    try:
+        if workers <= 0:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        workers = min(workers, len(todo))
+        actor_cls = ray.remote(num_cpus=1)(_ShardWorker)
+        actors = [actor_cls.remote(job, w) for w in range(workers)]  # type: ignore[attr-defined]
+        try:
+            results = _schedule(actors, todo, on_frames)
+            shards: list[ShardInfo] = []
+            for part in ray.get([a.close.remote() for a in actors]):
+                shards.extend(part)
+            return results, shards
+        except BaseException:
+            _abort(actors)
+            raise
+        finally:
+            for a in actors:
+                ray.kill(a)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _schedule(
+    actors: list[Any], todo: list[tuple[str, str]], on_frames: Callable[[int], None]
+) -> list[SessionResult]:
+    import ray
+
+    pending = list(reversed(todo))
+    running: dict[Any, int] = {}  # object ref → actor number
+    results: list[SessionResult] = []
+
+    def submit(w: int) -> None:
+        path, key = pending.pop()
+        running[actors[w].session.remote(path, key)] = w
+
+    for w in range(len(actors)):
+        for _ in range(1 + PIPELINE_DEPTH):
+            if pending:
+                submit(w)
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1)
+        w = running.pop(ready[0])
+        try:
+            res = ray.get(ready[0])
+        except ray.exceptions.RayActorError as e:
+            raise DatasetError(
+                f"shard worker {w} died ({type(e).__name__}); nothing of this run was added "
+                "to the dataset"
+            ) from None
+        if isinstance(res, _Failure):
+            raise _error_from(res.kind, res.message)
+        results.append(res)
+        on_frames(res.info.frames_written)
+        if pending:
+            submit(w)
+    return results
+
+
+def _abort(actors: list[Any]) -> None:
+    import ray
+
+    refs = [a.abort.remote() for a in actors]
+    for ref in refs:
+        # a dead actor has nothing left to abort
+        with contextlib.suppress(Exception):
+            ray.get(ref, timeout=30)
