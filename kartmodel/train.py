@@ -26,7 +26,6 @@ import tensorflow as tf
 
 from kartdata.errors import KartError
 from kartdata.load import LoadConfig, dataset_errors, prepare
-from kartdata.load import build as build_dataset
 from kartdata.split import SplitConfig
 from kartdata.targets import TargetConfig
 from kartmodel import distribute, losses
@@ -152,6 +151,8 @@ class Trainer:
         self.layout = run.layout
         self.classes = run.classes
         self.steps_per_epoch = steps_per_epoch
+        #: tf.data service dispatcher that reads and decodes for this run (issue 9).
+        self.data_service: str | None = None
         self.strategy = strategy or distribute.choose_strategy()
         self.loss_fn = losses.get(self.config.loss_name)
         mixed = distribute.use_mixed_precision(self.config.mixed_precision)
@@ -226,7 +227,9 @@ class Trainer:
     ) -> tuple[Totals, EpochStats]:
         totals, timing = Totals(self.layout), EpochStats()
         step_fn = self._train_step if train else self._val_step
-        iterator: Iterator[Any] = iter(self.strategy.experimental_distribute_dataset(dataset))
+        iterator: Iterator[Any] = iter(
+            distribute.distribute_input(self.strategy, dataset, self.data_service)
+        )
         with dataset_errors():
             while max_steps is None or timing.steps < max_steps:
                 t0 = time.perf_counter()
@@ -302,6 +305,7 @@ def train(
     epochs: int | None = None,
     progress: Progress | None = _stderr,
     strategy: Any = None,
+    data_service: str | None = None,
 ) -> TrainResult:
     """Train ``config`` into the run directory ``out`` (or continue it with
     ``resume``; then ``config`` may be ``None`` and ``epochs`` raises the total)."""
@@ -337,6 +341,7 @@ def train(
     steps_per_epoch = config.steps_per_epoch or train_steps
     _, val_frames = steps_for(config, "val")
     trainer = Trainer(run, steps_per_epoch, strategy)
+    trainer.data_service = data_service
     start = 0
     if resume:
         latest = trainer.manager.latest_checkpoint
@@ -363,7 +368,8 @@ def train(
     every = max(1, config.log_every)
 
     for epoch in range(start, config.epochs):
-        ds = build_dataset(prepare(config.dataset, load_config(config, "train", epoch)))
+        # Prepared, not built: distribute.distribute_input gives each worker its shards.
+        ds = prepare(config.dataset, load_config(config, "train", epoch))
         lr_start = current_lr(trainer.optimizer)
 
         def on_step(step: int, totals: Totals, timing: EpochStats, epoch: int = epoch) -> None:
@@ -383,7 +389,7 @@ def train(
         train_totals, timing = trainer.run_pass(ds, True, config.steps_per_epoch, on_step)
         if timing.steps == 0:
             raise KartError(f"{config.dataset}: the training split gave no batches")
-        val_ds = build_dataset(prepare(config.dataset, load_config(config, "val")))
+        val_ds = prepare(config.dataset, load_config(config, "val"))
         val_totals, _ = trainer.run_pass(val_ds, False, config.val_steps)
 
         logs: dict[str, Any] = {"epoch": epoch + 1}

@@ -29,17 +29,39 @@ def serve(
         [], help="Serve a recording's pads in a loop instead of a model (once per controller)."
     ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8082, help="TCP port (the plugin's default is 8082)."),
+    port: int = typer.Option(8082, help="TCP port (the plugin's default is 8082; 0: any free)."),
     mode: str = typer.Option("free-run", help="free-run or lockstep."),
     polls_per_step: int = typer.Option(1, help="Lockstep: plugin polls answered per agent step."),
     step_timeout: float = typer.Option(2.0, help="Lockstep: longest wait for the agent (s)."),
     max_connections: int = typer.Option(64, help="Concurrent connections before 503."),
-    region: str = typer.Option(None, help="Screen region to capture, WxH+X+Y."),
+    region: str = typer.Option(None, help="Screen region to capture, X,Y,W,H."),
     window: str = typer.Option(None, help="Capture the X11 window whose title contains this."),
+    window_wait: float = typer.Option(10.0, help="Seconds to wait at start for --window."),
+    max_fps: float = typer.Option(0.0, help="Free-run: most agent steps a second (0: no cap)."),
+    selection: str = typer.Option("sample", help="Class models: sample, argmax or expected."),
+    axis_scale: float = typer.Option(1.0, help="Continuous models: stick = output x this."),
+    deadzone: float = typer.Option(0.0, help="Continuous models: stick 0 below this."),
+    button_threshold: float = typer.Option(0.5, help="Continuous models: press at this output."),
+    smoothing: float = typer.Option(0.0, help="Weight of past outputs (0 = none, <1)."),
+    hold: list[str] = typer.Option([], help="Button always held, e.g. --hold a (gas)."),
+    seed: int = typer.Option(None, help="Seed of the weighted random choice."),
+    override_pad: int = typer.Option(
+        None, help="Gamepad (SDL index) that takes controller 0 over while its button is held."
+    ),
+    override_button: int = typer.Option(6, help="SDL button of the override (6: Back)."),
+    human_pad: int = typer.Option(None, help="Gamepad (SDL index) that drives controller 1."),
+    record_corrections: str = typer.Option(
+        None, help="Write every takeover as a native session tagged recovery under this dir."
+    ),
+    correction_fps: float = typer.Option(15.0, help="Frame rate of correction sessions."),
+    game: str = typer.Option("unknown", help="Correction sessions: game."),
+    track: str = typer.Option("unknown", help="Correction sessions: track."),
+    player: str = typer.Option("human", help="Correction sessions: player."),
     status: bool = typer.Option(True, help="Print a status line once a second."),
 ) -> None:
     """Serve pads to the emulator plugin (input-bot protocol) from a model or a recording."""
     from kartplay import serving
+    from kartplay.policy import PolicyConfig
 
     serving.run(
         serving.ServeOptions(
@@ -53,6 +75,25 @@ def serve(
             max_connections=max_connections,
             region=region,
             window=window,
+            window_wait=window_wait,
+            max_fps=max_fps,
+            policy=PolicyConfig(
+                axis_scale=axis_scale,
+                deadzone=deadzone,
+                button_threshold=button_threshold,
+                selection=selection,  # type: ignore[arg-type]
+                smoothing=smoothing,
+                hold=tuple(hold),
+                seed=seed,
+            ),
+            override_pad=override_pad,
+            override_button=override_button,
+            human_pad=human_pad,
+            record_corrections=record_corrections,
+            correction_fps=correction_fps,
+            game=game,
+            track=track,
+            player=player,
             status=status,
         )
     )

@@ -59,6 +59,10 @@ class Source(Protocol):
 
 def load_image_file(path: Path, frame: int) -> np.ndarray:
     """Decode an image file fully (a truncated file raises here, not later)."""
+    if path.suffix.lower() == ".png":
+        fast = _load_png_fast(path, frame)
+        if fast is not None:
+            return fast
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -72,6 +76,37 @@ def load_image_file(path: Path, frame: int) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise SourceError(f"{path}: frame {frame}: corrupt or truncated image ({e})") from None
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _load_png_fast(path: Path, frame: int) -> np.ndarray | None:
+    """8-bit RGB / RGBA PNGs through libspng (~3x faster than Pillow, which
+    decoding dominates when sharding); ``None`` for anything else, which Pillow
+    then decodes."""
+    try:
+        import pyspng
+    except ImportError:
+        return None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: frame {frame}: image file is missing") from None
+    except PermissionError:
+        raise SourceError(f"{path}: frame {frame}: image file is not readable") from None
+    # IHDR: bit depth at byte 24, colour type at 25 (2 RGB, 6 RGBA)
+    if (
+        len(data) < 26
+        or data[:8] != b"\x89PNG\r\n\x1a\n"
+        or data[24] != 8
+        or data[25] not in (2, 6)
+    ):
+        return None
+    try:
+        pixels = pyspng.load(data)
+    except RuntimeError as e:
+        raise SourceError(f"{path}: frame {frame}: corrupt or truncated image ({e})") from None
+    if pixels.ndim != 3 or pixels.dtype != np.uint8:
+        return None
+    return pixels if pixels.shape[2] == 3 else np.ascontiguousarray(pixels[..., :3])
 
 
 def fingerprint(*parts: bytes | Path) -> str:
