@@ -10,6 +10,11 @@
    Goal p99 < 1 ms.
 3. PilotNet (66x200) single-frame inference on the CPU threads this machine
    has, through THE preprocessing. Goal p99 < 10 ms.
+4. The path ``kartplay serve MODEL`` really runs: a PilotNet exported by
+   ``kartmodel export`` (keras and tflite), loaded by ``kartplay.policy.load``,
+   ``Policy.act`` on one 320x240 frame (preprocessing + model + pad), against
+   the baseline of calling the same Keras model eagerly, as the artifact runner
+   first did.
 """
 
 from __future__ import annotations
@@ -154,6 +159,49 @@ def inference(n: int) -> list[float] | None:
     return out
 
 
+def policy_inference(n: int) -> dict[str, list[float]]:
+    """``Policy.act`` per artifact format, and the eager-Keras baseline (ms)."""
+    import tempfile
+
+    import numpy as np
+
+    from kartdata.schema import ClassThresholds
+    from kartmodel.config import TrainConfig
+    from kartmodel.export import export, load_artifact
+    from kartmodel.run import BEST_WEIGHTS, Run
+    from kartplay import policy
+
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+
+    def timed(fn) -> list[float]:  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            fn()
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig("unused", model="pilotnet", targets="tensorkart", height=66, width=200)
+        run = Run(Path(tmp) / "run", cfg, ClassThresholds())
+        run.save()
+        run.build_model().save_weights(str(run.file(BEST_WEIGHTS)))
+        for fmt in ("keras", "tflite"):
+            pol = policy.load(export(run.path, fmt, Path(tmp) / fmt))
+            results[f"Policy.act, {fmt} artifact"] = timed(lambda pol=pol: pol.act(frame))
+        import keras
+
+        art = load_artifact(Path(tmp) / "keras")
+        model = keras.models.load_model(Path(tmp) / "keras" / "model.keras", compile=False)
+        results["baseline: eager Keras call"] = timed(
+            lambda: model(art.inputs(frame), training=False).numpy()
+        )
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=3000)
@@ -184,6 +232,14 @@ def main() -> None:
             f"PilotNet 66x200 inference incl. preprocessing ({a.inferences}, batch 1): "
             f"p50 {statistics.median(inf):.2f} ms  p99 {pct(inf, 99):.2f} ms  (goal p99 < 10 ms)"
         )
+    served = policy_inference(a.inferences)
+    for name, ts in served.items():
+        print(
+            f"{name} ({a.inferences}, 320x240 frame): p50 {statistics.median(ts):.2f} ms  p99 {pct(ts, 99):.2f} ms"
+        )
+    base = statistics.median(served["baseline: eager Keras call"])
+    keras_p50 = statistics.median(served["Policy.act, keras artifact"])
+    print(f"ratio eager baseline / Policy.act keras: p50 {base / keras_p50:.1f}x")
 
 
 if __name__ == "__main__":

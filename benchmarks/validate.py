@@ -1,9 +1,12 @@
 """Validation speed on 640x480 PNG sessions against the decode ceiling.
 
-Baseline (same run, same files): Pillow decoding every frame on one core —
-what any per-frame check must at least pay. Prints frames/s and the ratio.
+Baselines (same run, same files): decoding every frame and nothing else, on one
+core — with Pillow, and with libspng (pyspng), the decoder validate uses. No
+per-frame check can beat the libspng figure per core. Then, on one core, the
+cost of each stage per frame, and ``analyse`` end to end with one worker and
+with one worker per core. Prints frames/s, ms/frame and the ratios.
 
-    .venv/bin/python benchmarks/validate.py [--frames 2000]
+    .venv/bin/python benchmarks/validate.py [--frames 2000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -12,12 +15,28 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
 
 from kartdata import synth
 from kartdata.sources import open_source
 from kartdata.sources.base import load_image_file
 from kartdata.validate import ValidateConfig, analyse
+from kartdata.validate import desktop as dk
+from kartdata.validate import features as ft
+from kartdata.validate.features import default_workers
+
+
+def _median_s(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -25,24 +44,54 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
+    r = args.repeats
+    with tempfile.TemporaryDirectory() as d, threadpool_limits(1, user_api="blas"):
         path = synth.make_native(Path(d) / "s", args.frames, width=640, height=480)
-        src = open_source(path)
-        frames = list(src.frames())
-        base, ours = [], []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            for f in frames:
-                load_image_file(Path(f.where), f.index)
-            base.append(len(frames) / (time.perf_counter() - t))
-            t = time.perf_counter()
-            analyse([open_source(path)], ValidateConfig())
-            ours.append(len(frames) / (time.perf_counter() - t))
-    b, o = statistics.median(base), statistics.median(ours)
-    print(f"frames: {len(frames)} 640x480 PNG, repeats: {args.repeats}")
-    print(f"baseline Pillow decode, 1 core: {b:8.0f} frames/s (median)")
-    print(f"kartdata validate, all checks:  {o:8.0f} frames/s (median)")
-    print(f"ratio validate / baseline:      {o / b:8.2f}x")
+        frames = list(open_source(path).frames())
+        n = len(frames)
+        data = [Path(f.where).read_bytes() for f in frames]
+        pil = _median_s(lambda: [load_image_file(Path(f.where), f.index) for f in frames], r)
+        spng = _median_s(lambda: [ft.decode_bytes(b, "", 0) for b in data], r)
+        images = [ft.decode_bytes(b, "", 0) for b in data]
+        buf = np.empty((n, *ft.SAMPLE, 3), np.uint8)
+        samp = _median_s(lambda: [ft.sample(im, buf[k]) for k, im in enumerate(images)], r)
+
+        def describe_all() -> None:
+            for a in range(0, n, ft.BATCH):
+                ft.describe(buf[a : a + ft.BATCH])
+
+        desc = _median_s(describe_all, r)
+        feats = ft._features(
+            [(f.index, lambda im=im: im) for f, im in zip(frames, images, strict=True)]
+        )[0]
+        blocks = [dk.SessionBlocks(feats.blocks, np.ones(n, bool))]
+        cfg = ValidateConfig()
+        desk = _median_s(lambda: dk.detect(blocks, cfg.desktop), r)
+        one = _median_s(lambda: analyse([open_source(path)], ValidateConfig(workers=1)), r)
+        cores = default_workers()
+        many = _median_s(lambda: analyse([open_source(path)], ValidateConfig(workers=cores)), r)
+    ms = 1e3 / n
+    print(f"frames: {n} 640x480 PNG, medians of {r}")
+    print("baselines, decode only, 1 core:")
+    print(f"  Pillow                          {n / pil:7.0f} frames/s  {pil * ms:6.3f} ms/frame")
+    print(f"  libspng (pyspng)                {n / spng:7.0f} frames/s  {spng * ms:6.3f} ms/frame")
+    print("stages, 1 core (ms/frame):")
+    print(f"  decode (libspng)                {spng * ms:6.3f}")
+    print(f"  sample 120x160                  {samp * ms:6.3f}")
+    print(f"  features (batches of {ft.BATCH})        {desc * ms:6.3f}")
+    print(f"  desktop scoring, both rounds    {desk * ms:6.3f}  ({cores} thread(s))")
+    print("analyse, all checks:")
+    print(
+        f"  1 worker                        {n / one:7.0f} frames/s  "
+        f"{spng / one:5.2f}x libspng decode on 1 core"
+    )
+    print(
+        f"  {cores} workers                       {n / many:7.0f} frames/s  "
+        f"{spng / many:5.2f}x libspng decode on 1 core  "
+        f"({spng / (many * cores):4.2f} of the {cores}-core decode ceiling "
+        f"{cores * n / spng:.0f}/s)"
+    )
+    print(f"  ratio to Pillow decode, 1 core  {pil / many:7.2f}x")
 
 
 if __name__ == "__main__":

@@ -54,8 +54,16 @@ def train(
     deterministic: bool = typer.Option(False, help="Deterministic ops and data order (slower)."),
     mixed_precision: str = typer.Option("auto", help="auto (on with a GPU), on or off."),
     log_every: int = typer.Option(20, help="Progress line every N steps."),
+    data_service: str = typer.Option(
+        None,
+        help="tf.data service dispatcher (host:port) that reads, decodes and augments "
+        "(see README: Scaling out).",
+    ),
 ) -> None:
-    """Train a model on DATASET, streaming from the kartdata loader."""
+    """Train a model on DATASET, streaming from the kartdata loader.
+
+    With TF_CONFIG naming several workers, run this on each of them
+    (MultiWorkerMirroredStrategy); each reads its own share of the shard files."""
     from kartmodel.config import DataOptions, TrainConfig
     from kartmodel.train import train as run_training
 
@@ -92,7 +100,9 @@ def train(
                 val_sessions=tuple(val_sessions.split(",")) if val_sessions else None,
             ),
         )
-    result = run_training(config, out, resume=resume, epochs=epochs if resume else None)
+    result = run_training(
+        config, out, resume=resume, epochs=epochs if resume else None, data_service=data_service
+    )
     best = result.best
     summary = ", ".join(f"{k} {v:.4g}" for k, v in best.items() if k.startswith("val_"))
     typer.echo(f"{result.epochs} epoch(s) in {out}; best epoch {best.get('epoch')}: {summary}")

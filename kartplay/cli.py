@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from kartdata import clikit
+from kartdata.errors import KartError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -199,6 +200,44 @@ def sim_drive(
     for label, path in (("video", result.gif), ("plot", result.plot)):
         if path:
             typer.echo(f"{label}: {path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", help="Directory for everything it makes."),
+    rounds: int = typer.Option(1, help="Learner-driven (DAgger) rounds after the offline one."),
+    tracks: int = typer.Option(10, help="Tracks per recording kind (expert, perturbed, round)."),
+    steps: int = typer.Option(1000, help="Simulator steps per recorded track."),
+    eval_seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
+    epochs: int = typer.Option(4, help="Training epochs per round."),
+    model: str = typer.Option("sepnet", help="kartmodel architecture."),
+    workers: int = typer.Option(0, help="Processes per stage (0: one per core)."),
+) -> None:
+    """The main job on the CarRacing simulator: record → validate → shard → train →
+    drive on unseen tracks, then learner-driven rounds; prints a summary table."""
+    from kartplay.sim.demo import DemoConfig, run_demo
+    from kartplay.sim.env import parse_seeds
+
+    base = 100
+    config = DemoConfig(
+        out=out,
+        expert_seeds=tuple(range(base, base + tracks)),
+        perturbed_seeds=tuple(range(base + tracks, base + 2 * tracks)),
+        dagger_seeds=tuple(
+            tuple(range(base + (2 + r) * tracks, base + (3 + r) * tracks)) for r in range(rounds)
+        ),
+        eval_seeds=parse_seeds(eval_seeds),
+        steps=steps,
+        epochs=epochs,
+        model=model,
+        workers=workers,
+    )
+    used = set(config.expert_seeds + config.perturbed_seeds).union(*config.dagger_seeds)
+    if used & set(config.eval_seeds):
+        raise KartError(f"evaluation seeds {sorted(used & set(config.eval_seeds))} were recorded")
+    result = run_demo(config, echo=typer.echo)
+    typer.echo("")
+    typer.echo(result.table())
 
 
 def main() -> None:

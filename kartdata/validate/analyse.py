@@ -65,7 +65,18 @@ def analyse(
 ) -> list[SessionResult]:
     """Validate ``sources`` together: the desktop detector learns what the game
     looks like from all of them."""
+    from threadpoolctl import threadpool_limits
+
     cfg = config or ValidateConfig()
+    # one BLAS thread: the products are small, and the cores are busy with the
+    # decode workers and the desktop scorer's own threads (features.single_threaded_blas)
+    with threadpool_limits(1, user_api="blas"):
+        return _analyse(sources, cfg, progress)
+
+
+def _analyse(
+    sources: Sequence[Source], cfg: ValidateConfig, progress: Callable[[str], None] | None
+) -> list[SessionResult]:
     results: list[SessionResult] = []
     feats: list[Features] = []
     reasons: list[list[str | None]] = []

@@ -20,15 +20,18 @@ A frame never matches itself or its immediate neighbours, which are near-copies.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from kartdata.validate.config import DesktopChecks
+from kartdata.validate.features import default_workers
 
 #: Below this many usable frames in a game's sessions there is no majority to learn from.
 MIN_FRAMES = 20
-_CHUNK = 256
+#: Frames scored at a time: their distance matrix stays a few MB.
+_CHUNK = 32
 
 
 @dataclass(slots=True)
@@ -126,22 +129,50 @@ def _foreign_blocks(
     blocks: np.ndarray, ref: np.ndarray, ref_pos: np.ndarray, cfg: DesktopChecks
 ) -> np.ndarray:
     """Per frame and block: farther than ``block_distance`` from the same block
-    of every reference frame that is not the frame's neighbour."""
+    of every reference frame that is not the frame's neighbour.
+
+    ``ref_pos`` holds each reference frame's position in this session (sorted
+    ascending first, then those of other sessions, which are nobody's
+    neighbours). Chunks of frames are scored in parallel threads: the matrix
+    products and reductions release the GIL."""
     n = len(blocks)
     nb = blocks.shape[1] * blocks.shape[2]
-    foreign = np.zeros((n, nb), bool)
     if len(ref) == 0 or n == 0:
-        return foreign
-    # [blocks, refs, k]: one small matrix product per block.
-    r = ref.reshape(len(ref), nb, -1).transpose(1, 0, 2)
-    r2 = (r * r).sum(-1)  # [nb, R]
-    for a in range(0, n, _CHUNK):
-        q = blocks[a : a + _CHUNK].reshape(-1, nb, r.shape[-1]).transpose(1, 0, 2)  # [nb, c, k]
-        q2 = (q * q).sum(-1)
-        d2 = q2[:, :, None] + r2[:, None, :] - 2 * np.matmul(q, r.transpose(0, 2, 1))
-        pos = np.arange(a, a + q.shape[1])
-        near = np.abs(pos[:, None] - ref_pos[None, :]) <= cfg.exclusion_radius
-        d2[:, near] = np.inf
-        best = d2.min(axis=2)  # [nb, c]
-        foreign[a : a + q.shape[1]] = (best > cfg.block_distance**2).T
-    return foreign
+        return np.zeros((n, nb), bool)
+    k = blocks.shape[-1]
+    r = ref.reshape(len(ref), nb, k).transpose(1, 0, 2)  # [nb, R, k]
+    # |q - r|² = |q|² + (|r|² - 2 q·r): the bracket is one matrix product of
+    # [q, 1] with [-2r, |r|²]; |q|² is added after the minimum.
+    r_aug = np.concatenate([-2.0 * r, (r * r).sum(-1, keepdims=True)], axis=-1)
+    r_aug_t = np.ascontiguousarray(r_aug.transpose(0, 2, 1))  # [nb, k+1, R]
+    own = ref_pos[ref_pos >= 0]
+    if len(own) and (np.diff(own) < 0).any():
+        raise ValueError("own reference positions must be sorted")
+    q = blocks.reshape(n, nb, k)
+    limit = np.float32(cfg.block_distance**2)
+    radius = cfg.exclusion_radius
+
+    def score(a: int) -> np.ndarray:
+        qc = q[a : a + _CHUNK].transpose(1, 0, 2)  # [nb, c, k]
+        c = qc.shape[1]
+        q_aug = np.empty((nb, c, k + 1), np.float32)
+        q_aug[..., :k] = qc
+        q_aug[..., k] = 1.0
+        d = np.matmul(q_aug, r_aug_t)  # [nb, c, R]
+        # a frame never matches itself or its near-copy neighbours
+        pos = np.arange(a, a + c)
+        lo = np.searchsorted(own, pos - radius, "left")
+        hi = np.searchsorted(own, pos + radius, "right")
+        count = hi - lo
+        if count.any():
+            rows = np.repeat(np.arange(c), count)
+            cols = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(count.sum())
+            d[:, rows, cols] = np.inf
+        best = d.min(axis=2) + (qc * qc).sum(-1)  # [nb, c]
+        return (best > limit).T
+
+    starts = range(0, n, _CHUNK)
+    if n <= _CHUNK:
+        return score(0)
+    with ThreadPoolExecutor(max_workers=default_workers()) as pool:
+        return np.concatenate(list(pool.map(score, starts)))

@@ -8,9 +8,11 @@ twice as fast as Pillow's PNG decoder), and every feature is computed on a fixed
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -125,62 +127,142 @@ def decode_bytes(data: bytes, where: str, frame: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# Features of one decoded image
+# Features of decoded images, a batch at a time
 # ---------------------------------------------------------------------------
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = (0.299, 0.587, 0.114)
+#: Frames whose features are computed together: large enough that numpy's
+#: per-call overhead vanishes, small enough that the float copies stay in cache.
+BATCH = 16
 
 
-def sample(image: np.ndarray) -> np.ndarray:
-    """A fixed-size (SAMPLE) float32 RGB sample of the image, by striding."""
-    h, w = image.shape[:2]
-    rows = (np.arange(SAMPLE[0]) * h // SAMPLE[0] + h // (2 * SAMPLE[0])).clip(0, h - 1)
-    cols = (np.arange(SAMPLE[1]) * w // SAMPLE[1] + w // (2 * SAMPLE[1])).clip(0, w - 1)
-    return image[rows[:, None], cols[None, :]].astype(np.float32)
+@functools.lru_cache(maxsize=16)
+def _sample_axes(h: int, w: int) -> tuple[slice | np.ndarray, slice | np.ndarray]:
+    """Row and column picks of the fixed SAMPLE grid (pixel centres of equal
+    strips); a plain slice when the stride is even, which numpy copies
+    without fancy indexing."""
+
+    def axis(size: int, n: int) -> slice | np.ndarray:
+        idx = (np.arange(n) * size // n + size // (2 * n)).clip(0, size - 1)
+        step = np.diff(idx)
+        if n > 1 and (step == step[0]).all() and step[0] > 0:
+            return slice(int(idx[0]), int(idx[-1]) + 1, int(step[0]))
+        return idx
+
+    return axis(h, SAMPLE[0]), axis(w, SAMPLE[1])
 
 
-def block_descriptors(s: np.ndarray, lum: np.ndarray | None = None) -> np.ndarray:
-    """Per block of GRID: mean colour, luminance spread, edge energy, flat share —
-    scaled to roughly [0, 1] so that one distance weighs them alike."""
-    gh, gw = GRID
-    bh, bw = SAMPLE[0] // gh, SAMPLE[1] // gw
-    if lum is None:
-        lum = s @ _LUMA
-    dx = np.abs(np.diff(lum, axis=1, append=lum[:, -1:]))
-    dy = np.abs(np.diff(lum, axis=0, append=lum[-1:, :]))
-    edge = dx + dy
-    colour = s.reshape(gh, bh, gw, bw, 3).mean(axis=(1, 3)) / 255.0
-    lb = lum.reshape(gh, bh, gw, bw)
-    spread = lb.std(axis=(1, 3)) / 64.0
-    eb = edge.reshape(gh, bh, gw, bw)
-    energy = np.minimum(eb.mean(axis=(1, 3)) / 32.0, 2.0)
-    flat = (eb < 1.0).mean(axis=(1, 3))
-    return np.concatenate(
-        [colour, spread[..., None], energy[..., None], flat[..., None]], axis=-1
-    ).astype(np.float16)
+def sample(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The fixed-size (SAMPLE) uint8 RGB sample of the image, by striding."""
+    rows, cols = _sample_axes(*image.shape[:2])
+    if out is None:
+        out = np.empty((*SAMPLE, 3), np.uint8)
+    # a pixel as one 3-byte item: a strided copy of 19,200 items, not 57,600
+    src, dst = image.view(_PIXEL), out.view(_PIXEL)
+    picked = src[rows] if isinstance(rows, slice) else np.take(src, rows, axis=0)
+    picked = picked[:, cols] if isinstance(cols, slice) else np.take(picked, cols, axis=1)
+    np.copyto(dst, picked)
+    return out
 
 
-def thumb(lum: np.ndarray) -> np.ndarray:
-    th, tw = THUMB
-    return lum.reshape(th, SAMPLE[0] // th, tw, SAMPLE[1] // tw).mean(axis=(1, 3))
+_PIXEL = np.dtype("V3")
+
+
+def _means(size: int, groups: int, channels: int = 1) -> np.ndarray:
+    """[size * channels, groups * channels]: averages runs of ``size // groups``
+    items (interleaved channels kept apart) by one matrix product."""
+    m = np.zeros((size * channels, groups * channels), np.float32)
+    x = np.arange(size * channels)
+    m[x, (x // channels) // (size // groups) * channels + x % channels] = groups / size
+    return m
+
+
+@functools.cache
+def _reducers() -> dict[str, np.ndarray]:
+    """Small averaging matrices: block and thumbnail means as matrix products,
+    which numpy runs far faster than reductions over short strided axes."""
+    return {
+        "block_rows": _means(SAMPLE[0], GRID[0]).T.copy(),
+        "block_cols": _means(SAMPLE[1], GRID[1]),
+        "colour_cols": _means(SAMPLE[1], GRID[1], 3) / 255.0,
+        "thumb_rows": _means(SAMPLE[0], THUMB[0]).T.copy(),
+        "thumb_cols": _means(SAMPLE[1], THUMB[1]),
+    }
 
 
 @dataclass(slots=True)
-class _One:
-    lum_max: float
-    lum_std: float
-    thumb: np.ndarray
-    blocks: np.ndarray
+class Described:
+    """Features of a batch of samples (arrays by position)."""
+
+    lum_max: np.ndarray  # float32 [n]
+    lum_std: np.ndarray  # float32 [n]
+    thumbs: np.ndarray  # float32 [n, THUMB rows, THUMB cols]
+    blocks: np.ndarray  # float16 [n, GRID rows, GRID cols, BLOCK_FEATURES]
 
 
-def describe(image: np.ndarray) -> _One:
-    s = sample(image)
-    lum = s @ _LUMA
-    return _One(
-        lum_max=float(lum.max()),
-        lum_std=float(lum.std()),
-        thumb=thumb(lum),
-        blocks=block_descriptors(s, lum),
+class _Workspace(threading.local):
+    """Float buffers reused from batch to batch: freshly allocated arrays of
+    this size come from new pages each time, and the page faults cost more
+    than the arithmetic."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def get(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if n > self.size:
+            self.size = max(n, BATCH)
+            self.rgb = np.empty((self.size, *SAMPLE, 3), np.float32)
+            self.planes = np.empty((3, self.size, *SAMPLE), np.float32)
+        return self.rgb[:n], self.planes[0, :n], self.planes[1, :n], self.planes[2, :n]
+
+
+_WORK = _Workspace()
+
+
+def describe(samples: np.ndarray) -> Described:
+    """Per sample (uint8 [n, SAMPLE rows, SAMPLE cols, 3]): brightest and spread
+    of luminance, the frozen-check thumbnail, and per block of GRID: mean
+    colour, luminance spread, edge energy, flat share — scaled to roughly
+    [0, 1] so that one distance weighs them alike."""
+    n = len(samples)
+    r = _reducers()
+
+    def blockmean(x: np.ndarray) -> np.ndarray:
+        return r["block_rows"] @ (x @ r["block_cols"])
+
+    f, lum, tmp, edge = _WORK.get(n)
+    np.copyto(f, samples, casting="unsafe")
+    # elementwise, not a matmul: BLAS is no faster on a length-3 axis
+    np.multiply(f[..., 0], _LUMA[0], out=lum)
+    for c in (1, 2):
+        np.multiply(f[..., c], _LUMA[c], out=tmp)
+        lum += tmp
+    colour = (r["block_rows"] @ (f.reshape(n, SAMPLE[0], -1) @ r["colour_cols"])).reshape(
+        n, *GRID, 3
+    )
+    # spread from the means of x and x² (values are at most 255, so float32
+    # keeps the difference to well under the thresholds' resolution)
+    m1 = blockmean(lum)
+    m2 = blockmean(np.square(lum, out=tmp))
+    spread = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
+    frame_var = np.maximum(m2.mean(axis=(1, 2)) - m1.mean(axis=(1, 2)) ** 2, 0.0)
+    # edges: |horizontal| + |vertical| neighbour difference, zero past the border
+    edge[:, :, -1] = 0.0
+    np.subtract(lum[:, :, 1:], lum[:, :, :-1], out=edge[:, :, :-1])
+    np.abs(edge, out=edge)
+    dy = tmp[:, :-1]
+    np.subtract(lum[:, 1:], lum[:, :-1], out=dy)
+    edge[:, :-1] += np.abs(dy, out=dy)
+    energy = np.minimum(blockmean(edge) / 32.0, 2.0)
+    flat = blockmean(np.less(edge, 1.0, out=tmp))
+    blocks = np.stack(
+        [colour[..., 0], colour[..., 1], colour[..., 2], spread / 64.0, energy, flat], axis=-1
+    ).astype(np.float16)
+    return Described(
+        lum_max=lum.max(axis=(1, 2)),
+        lum_std=np.sqrt(frame_var).astype(np.float32),
+        thumbs=r["thumb_rows"] @ (lum @ r["thumb_cols"]),
+        blocks=blocks,
     )
 
 
@@ -196,26 +278,34 @@ def _features(
     a caller joining runs can continue the frozen check across their seam."""
     n = len(items)
     out = Features.empty(n)
-    prev: np.ndarray | None = None
-    first: np.ndarray | None = None
-    for k, (index, load) in enumerate(items):
-        out.index[k] = index
-        try:
-            image = load()
-        except SourceError as e:
-            out.error[k] = str(e)
-            prev = None
+    thumbs = np.zeros((n, *THUMB), np.float32)
+    buf = np.empty((min(n, BATCH), *SAMPLE, 3), np.uint8)
+    for a in range(0, n, BATCH):
+        batch = items[a : a + BATCH]
+        got: list[int] = []
+        for k, (index, load) in enumerate(batch, start=a):
+            out.index[k] = index
+            try:
+                image = load()
+            except SourceError as e:
+                out.error[k] = str(e)
+                continue
+            out.height[k], out.width[k] = image.shape[:2]
+            sample(image, buf[len(got)])
+            got.append(k)
+        if not got:
             continue
-        out.height[k], out.width[k] = image.shape[:2]
-        d = describe(image)
-        out.lum_max[k], out.lum_std[k] = d.lum_max, d.lum_std
-        out.blocks[k] = d.blocks
-        if k == 0:
-            first = d.thumb
-        if prev is not None:
-            out.diff_prev[k] = float(np.abs(d.thumb - prev).mean())
-        prev = d.thumb
-    return out, first, prev
+        d = describe(buf[: len(got)])
+        out.lum_max[got], out.lum_std[got] = d.lum_max, d.lum_std
+        out.blocks[got] = d.blocks
+        thumbs[got] = d.thumbs
+    ok = out.ok
+    both = np.flatnonzero(ok[1:] & ok[:-1]) + 1
+    if len(both):
+        out.diff_prev[both] = np.abs(thumbs[both] - thumbs[both - 1]).mean(axis=(1, 2))
+    first = thumbs[0] if n and ok[0] else None
+    last = thumbs[-1] if n and ok[-1] else None
+    return out, first, last
 
 
 class _FileLoad:
@@ -254,9 +344,27 @@ def make_executor(workers: int) -> Executor | None:
     n = workers or default_workers()
     if n <= 1:
         return None
-    # fork: workers start in milliseconds and scripts need no ``__main__`` guard;
-    # they only decode and run numpy, so threads of the parent do not matter.
-    return ProcessPoolExecutor(max_workers=n, mp_context=get_context("fork"))
+    # fork: workers start in milliseconds and scripts need no ``__main__`` guard.
+    # It is safe with a multi-threaded parent (TensorFlow's thread pools, this
+    # module's scoring threads) because a worker only reads files, decodes with
+    # libspng and runs numpy: it never calls into code whose locks another
+    # parent thread may have held at the fork. CPython takes its import lock
+    # and glibc its malloc locks across fork(), and OpenBLAS shuts its thread
+    # pool down before it (pthread_atfork); the initializer then keeps BLAS to
+    # one thread. tests/kartdata/validate/test_validate.py runs the pool from a
+    # process with TensorFlow's threads running.
+    return ProcessPoolExecutor(
+        max_workers=n, mp_context=get_context("fork"), initializer=single_threaded_blas
+    )
+
+
+def single_threaded_blas() -> None:
+    """One BLAS thread in this process. Validation's matrix products are small;
+    OpenBLAS's threads only contend with the other workers for the cores (on a
+    busy 2-core machine they made them ~50x slower)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 CHUNK = 48

@@ -39,7 +39,7 @@ def make_dataset(
         out,
         ShardConfig(
             encoding=Encoding(compression=compression),
-            target_shard_bytes=60_000,
+            target_shard_bytes=150_000,
             workers=0,
             validate=validate,
         ),
