@@ -152,6 +152,14 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
+class Results(dict[str, dict[str, float]]):
+    """Prints each row as it is measured (a full run takes minutes)."""
+
+    def __setitem__(self, name: str, r: dict[str, float]) -> None:
+        super().__setitem__(name, r)
+        print(line(name, r), flush=True)
+
+
 def line(name: str, r: dict[str, float]) -> str:
     return (
         f"{name:<34} {r['fps']:>8.0f} frames/s  {r['seconds']:>7.1f} s  "
@@ -169,7 +177,7 @@ def main() -> None:
     n = len(srcs) * SESSION_FRAMES
     print(f"{n} TensorKart frames (640x480 PNG) in {len(srcs)} sessions; {os.cpu_count()} cores")
     store_verdicts(srcs2)
-    res: dict[str, dict[str, float]] = {}
+    res = Results()
     rep = range(a.repeat)
     main_run = "shard (gzip, verdicts stored)"
     res[main_run] = median([shard_run(srcs, n) for _ in rep])
@@ -188,8 +196,6 @@ def main() -> None:
         [baseline_run("tensorkart", srcs, n) for _ in rep]
     )
     res["baseline lean (Pillow, float32)"] = median([baseline_run("lean", srcs, n) for _ in rep])
-    for name, r in res.items():
-        print(line(name, r))
     for ours_name in (main_run, "shard (gzip, validating inline)"):
         ours = res[ours_name]
         for base in ("baseline tensorkart (skimage)", "baseline lean (Pillow, float32)"):

@@ -298,8 +298,11 @@ def plot_frames(dataset: str, rows: Any, columns: int = 4, size: float = 2.5) ->
         else:
             image = frame_image(dataset, row["session"], int(row["frame"]))
         ax.imshow(image)
-        pressed = [b for b in BUTTONS if int(row.get(b, 0))]
-        title = f"#{int(row['frame'])} x={float(row['x']):+.2f} {' '.join(pressed)}"
+        if row.get("excluded") or np.isnan(float(row.get("x", np.nan))):
+            title = f"#{int(row['frame'])} (not in the shards)"
+        else:
+            pressed = [b for b in BUTTONS if int(row.get(b, 0))]
+            title = f"#{int(row['frame'])} x={float(row['x']):+.2f} {' '.join(pressed)}"
         if row.get("verdict"):
             title += f"\n{row['verdict']}"
         ax.set_title(title, fontsize=8)

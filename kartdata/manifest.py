@@ -413,7 +413,7 @@ def format_summary(info: dict[str, Any]) -> str:
     for s in info["sessions"]:
         excl = sum(s["excluded"].values())
         lines.append(
-            f"    {s['key']}  {s['layout']:<10} {s['track']:<14} {s['size']:>9} "
+            f"    {s['key']:<28} {s['layout']:<10} {s['track']:<14} {s['size']:>9} "
             f"{s['frames_written']:>7}/{s['frames_total']} frames"
             + (f" ({excl} excluded)" if excl else "")
             + f"  {s['source']}"

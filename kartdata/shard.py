@@ -171,7 +171,8 @@ def encode_image(image: np.ndarray, encoding: Encoding) -> tuple[bytes, int, int
 
     stored = resize_to_fit(image, encoding)
     buf = io.BytesIO()
-    Image.fromarray(stored).save(buf, format="JPEG", quality=encoding.quality)
+    # optimize: per-image Huffman tables, ~15 % smaller for a few % more time
+    Image.fromarray(stored).save(buf, format="JPEG", quality=encoding.quality, optimize=True)
     return buf.getvalue(), stored.shape[0], stored.shape[1]
 
 

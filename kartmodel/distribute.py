@@ -117,13 +117,19 @@ def distribute_input(
     ``tf.data.Dataset``. With several workers each reads its own shard files
     (see :func:`worker_shards`); with ``data_service`` (a dispatcher address,
     ``grpc://host:port`` or ``host:port``) reading, decoding and augmentation run
-    on the tf.data service workers, not here."""
+    on the tf.data service workers, not here.
+
+    With several workers a pass is exactly ``ceil(samples / global batch)``
+    steps on every worker, each worker's stream repeating if its share runs
+    short: a worker that ran out first would be fed empty batches, which
+    batch-norm layers reject, and the collectives would wait on it."""
     from kartdata.load import Prepared, build
 
     if not isinstance(data, Prepared):
         return strategy.experimental_distribute_dataset(data)
     workers, index = cluster_workers()
     if workers > 1:
+        steps = pass_steps(data)
         if strategy.num_replicas_in_sync % workers:
             raise ValueError(
                 f"{strategy.num_replicas_in_sync} replicas cannot be split over {workers} workers"
@@ -137,9 +143,9 @@ def distribute_input(
                 prep = dataclasses.replace(
                     mine, config=dataclasses.replace(mine.config, batch_size=batch)
                 )
-                return _served(build(prep), data_service, job_name, index)
+                return _served(build(prep).repeat(), data_service, job_name, index)
 
-            return strategy.distribute_datasets_from_function(per_worker)
+            return _Steps(strategy.distribute_datasets_from_function(per_worker), steps)
         import warnings
 
         warnings.warn(
@@ -149,17 +155,44 @@ def distribute_input(
             ShardingWarning,
             stacklevel=2,
         )
-        ds = build(data)
+        ds = build(data).repeat()
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
         )
-        return strategy.experimental_distribute_dataset(
-            _served(ds.with_options(options), data_service, job_name, index)
+        return _Steps(
+            strategy.experimental_distribute_dataset(
+                _served(ds.with_options(options), data_service, job_name, index)
+            ),
+            steps,
         )
     return strategy.experimental_distribute_dataset(
         _served(build(data), data_service, job_name, index)
     )
+
+
+def pass_steps(prep: Any) -> int:
+    """Steps of one pass over a prepared load at its (global) batch size."""
+    import math
+
+    cfg = prep.config
+    samples = prep.plan.epoch_samples if prep.balanced else (cfg.epoch_samples or prep.frames)
+    return max(1, math.ceil(samples / cfg.batch_size))
+
+
+class _Steps:
+    """A distributed dataset cut to ``steps`` batches per iteration."""
+
+    def __init__(self, dataset: Any, steps: int) -> None:
+        self.dataset, self.steps = dataset, steps
+
+    def __iter__(self) -> Any:
+        it = iter(self.dataset)
+        for _ in range(self.steps):
+            try:
+                yield next(it)
+            except StopIteration:
+                return
 
 
 def _served(ds: Any, data_service: str | None, job_name: str | None, worker: int) -> Any:

@@ -202,6 +202,32 @@ def sim_drive(
             typer.echo(f"{label}: {path}")
 
 
+@sim_app.command("ablation")
+def sim_ablation(
+    dataset: str = typer.Argument(..., help="Dataset (kartdata shard) of simulator sessions."),
+    out: Path = typer.Option(..., "--out", help="Directory for runs, models and reports."),
+    seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
+    steps: int = typer.Option(1000, help="Simulator steps per track."),
+    variants: str = typer.Option(
+        "all,no-balance,no-recovery,no-smoothing,none", help="Variants to train and drive."
+    ),
+    epochs: int = typer.Option(4),
+    model: str = typer.Option("sepnet"),
+) -> None:
+    """Train with balance/recovery/smoothing on and off; print closed-loop scores."""
+    from kartplay.sim.ablation import AblationConfig, run_ablation, table, variant_args
+    from kartplay.sim.env import parse_seeds
+
+    names = tuple(v.strip() for v in variants.split(",") if v.strip())
+    for v in names:
+        variant_args(v)  # unknown names fail before any training
+    rows = run_ablation(
+        AblationConfig(dataset, out, parse_seeds(seeds), steps, model, epochs, variants=names),
+        echo=lambda s: typer.echo(s, err=True),
+    )
+    typer.echo(table(rows))
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Directory for everything it makes."),

@@ -120,6 +120,7 @@ class FrameFeed:
         self.fixed = Region.parse(region) if region else None
         self._lock = threading.Lock()
         self._latest: tuple[float, np.ndarray] | None = None
+        self._handed_out = -1.0
         self.capture_ms: deque[tuple[float, float]] = deque(maxlen=4096)
 
     def wait(self, timeout_s: float) -> tuple[int, int]:
@@ -144,13 +145,24 @@ class FrameFeed:
         return frame
 
     def recent(self, max_age_s: float) -> np.ndarray | None:
-        """The agent's latest frame if it is younger than ``max_age_s``, else a
-        fresh one (in lockstep the agent does not step while a human drives)."""
+        """For one other consumer (the correction recorder): the agent's latest
+        frame if it is younger than ``max_age_s`` and not handed out here before,
+        else a fresh one (in lockstep the agent does not step while a human
+        drives, and a frame must never be recorded twice)."""
         with self._lock:
             latest = self._latest
-        if latest is not None and time.monotonic() - latest[0] <= max_age_s:
+        if (
+            latest is not None
+            and latest[0] != self._handed_out
+            and time.monotonic() - latest[0] <= max_age_s
+        ):
+            self._handed_out = latest[0]
             return latest[1]
-        return self.grab()
+        frame = self.grab()
+        with self._lock:
+            if self._latest is not None:
+                self._handed_out = self._latest[0]
+        return frame
 
     def close(self) -> None:
         self.capture.close()

@@ -178,16 +178,25 @@ def _means(size: int, groups: int, channels: int = 1) -> np.ndarray:
 
 
 @functools.cache
-def _reducers() -> dict[str, np.ndarray]:
-    """Small averaging matrices: block and thumbnail means as matrix products,
-    which numpy runs far faster than reductions over short strided axes."""
+def _col_means() -> dict[str, np.ndarray]:
+    """Small averaging matrices over columns (pixels, or interleaved pixel
+    channels): a matrix product, which numpy runs far faster than a reduction
+    over a short strided axis."""
     return {
-        "block_rows": _means(SAMPLE[0], GRID[0]).T.copy(),
-        "block_cols": _means(SAMPLE[1], GRID[1]),
-        "colour_cols": _means(SAMPLE[1], GRID[1], 3) / 255.0,
-        "thumb_rows": _means(SAMPLE[0], THUMB[0]).T.copy(),
-        "thumb_cols": _means(SAMPLE[1], THUMB[1]),
+        "block": _means(SAMPLE[1], GRID[1]),
+        "colour": _means(SAMPLE[1], GRID[1], 3) / 255.0,
+        "thumb": _means(SAMPLE[1], THUMB[1]),
     }
+
+
+def _grid_mean(x: np.ndarray, rows: int, cols: str) -> np.ndarray:
+    """Means of ``x`` [n, SAMPLE rows, w] over ``rows`` bands of rows (a sum
+    over a middle axis, which numpy vectorises) and then over column groups
+    (a product with the ``cols`` matrix of :func:`_col_means`)."""
+    n = len(x)
+    bands = x.reshape(n, rows, SAMPLE[0] // rows, x.shape[-1]).sum(axis=2)
+    bands *= rows / SAMPLE[0]
+    return bands @ _col_means()[cols]
 
 
 @dataclass(slots=True)
@@ -225,10 +234,9 @@ def describe(samples: np.ndarray) -> Described:
     colour, luminance spread, edge energy, flat share — scaled to roughly
     [0, 1] so that one distance weighs them alike."""
     n = len(samples)
-    r = _reducers()
 
     def blockmean(x: np.ndarray) -> np.ndarray:
-        return r["block_rows"] @ (x @ r["block_cols"])
+        return _grid_mean(x, GRID[0], "block")
 
     f, lum, tmp, edge = _WORK.get(n)
     np.copyto(f, samples, casting="unsafe")
@@ -237,9 +245,7 @@ def describe(samples: np.ndarray) -> Described:
     for c in (1, 2):
         np.multiply(f[..., c], _LUMA[c], out=tmp)
         lum += tmp
-    colour = (r["block_rows"] @ (f.reshape(n, SAMPLE[0], -1) @ r["colour_cols"])).reshape(
-        n, *GRID, 3
-    )
+    colour = _grid_mean(f.reshape(n, SAMPLE[0], -1), GRID[0], "colour").reshape(n, *GRID, 3)
     # spread from the means of x and x² (values are at most 255, so float32
     # keeps the difference to well under the thresholds' resolution)
     m1 = blockmean(lum)
@@ -261,7 +267,7 @@ def describe(samples: np.ndarray) -> Described:
     return Described(
         lum_max=lum.max(axis=(1, 2)),
         lum_std=np.sqrt(frame_var).astype(np.float32),
-        thumbs=r["thumb_rows"] @ (lum @ r["thumb_cols"]),
+        thumbs=_grid_mean(lum, THUMB[0], "thumb"),
         blocks=blocks,
     )
 

@@ -105,7 +105,8 @@ def _native(source: NativeSession, meta: SessionMeta) -> Structure:
             break
         if not text.strip():
             continue
-        values = next(csv.reader([text]), [])
+        # unquoted rows (all that SessionWriter writes) split as csv would split them
+        values = text.rstrip("\r\n").split(",") if '"' not in text else next(csv.reader([text]), [])
         if len(values) != len(header):
             st.issues.append(
                 error(CHECK, f"{where}: {len(values)} fields, header has {len(header)}", line=line)

@@ -99,6 +99,23 @@ class DemoResult:
         }
 
 
+def run_tool(
+    tool: str, args: tuple[str, ...] | list[str], ok: tuple[int, ...] = (0,), echo: Any = print
+) -> tuple[str, float]:
+    """Run ``tool`` (kartdata, kartmodel, kartplay) as a subprocess, echoing the
+    command; its stdout and how long it took. A failure is one KartError line
+    (the tool's own error is already on stderr)."""
+    echo(f"$ {tool} {shlex.join(args)}")
+    t = time.monotonic()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    p = subprocess.run(
+        [sys.executable, "-m", f"{tool}.cli", *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+    if p.returncode not in ok:
+        raise KartError(f"`{tool} {shlex.join(args)}` exited {p.returncode}")
+    return p.stdout, time.monotonic() - t
+
+
 def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult:
     c = config
     out = c.out
@@ -111,17 +128,9 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult
     workers = ["--workers", str(c.workers)] if c.workers else []
 
     def stage(name: str, tool: str, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        cmd = [sys.executable, "-m", f"{tool}.cli", *args]
-        echo(f"$ {tool} {shlex.join(args)}")
-        t = time.monotonic()
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        result.stages.append((name, time.monotonic() - t))
-        if p.returncode not in ok:
-            raise KartError(
-                f"demo stage '{name}' failed: `{tool} {shlex.join(args)}` exited {p.returncode}"
-            )
-        return p.stdout
+        text, secs = run_tool(tool, args, ok=ok, echo=echo)
+        result.stages.append((name, secs))
+        return text
 
     def record(name: str, seed_list: tuple[int, ...], *extra: str) -> None:
         text = stage(name, "kartplay", "sim", "record", "--out", str(rec),

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from kartdata import synth
 from kartdata.manifest import Encoding
+from kartdata.schema import Pad, SessionMeta
 from kartdata.shard import ShardConfig, shard
+from kartdata.sources.native import SessionWriter
 
 
 def make_dataset(
@@ -19,9 +23,12 @@ def make_dataset(
     height: int = 120,
     compression: str = "GZIP",
     validate: bool = False,
+    black_frames: tuple[int, ...] = (),
 ) -> Path:
     """``sessions`` drives on two tracks (odd ones with a recovery segment),
-    sharded into small shards (several per stratum) under ``root/ds``."""
+    sharded into small shards (several per stratum) under ``root/ds``. With
+    ``black_frames``, one more session whose frames at those indices are
+    black, for the validator to flag (pass ``validate=True``)."""
     recordings = root / "rec"
     for i in range(sessions):
         synth.make_native(
@@ -33,6 +40,14 @@ def make_dataset(
             track=f"track{i % 2}",
             recovery_share=0.3 if i % 2 else 0.0,
         )
+    if black_frames:
+        meta = SessionMeta(game="synthetic", track="dark", width=width, height=height, fps=15.0)
+        with SessionWriter(recordings / "dark", meta) as w:
+            for i in range(max(black_frames) + 10):
+                image = synth.render(0.5, i, width, height)
+                if i in black_frames:
+                    image = np.zeros_like(image)
+                w.write(image, Pad(x=0.5), t_ns=1_000_000_000 + i * 66_666_666)
     out = root / "ds"
     shard(
         [recordings],

@@ -389,4 +389,5 @@ def test_thresholds_come_from_the_manifest(dataset: Path) -> None:
 def test_play_side_uses_the_same_preprocessing_function() -> None:
     # Exported models (what kartplay runs) preprocess raw frames themselves.
     import kartmodel.export as export
+
     assert export.preprocess is kartdata.preprocess.preprocess

@@ -14,7 +14,8 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"
 
 
 def test_explore_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    dataset = make_dataset(tmp_path, sessions=3, frames=40)
+    monkeypatch.setenv("KARTKIT_CACHE", str(tmp_path / "cache"))  # the verdict store
+    dataset = make_dataset(tmp_path, sessions=3, frames=40, validate=True, black_frames=(3, 4))
     monkeypatch.setenv("KARTKIT_DATASET", str(dataset))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     # The kernel must import this checkout's kartkit, as the tests do.
@@ -37,4 +38,5 @@ def test_explore_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     images = sum(
         1 for cell in nb.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})
     )
-    assert images >= 4  # class mix, steering, sample strip, training batch
+    assert images >= 5  # class mix, steering, flagged gallery, sample strip, training batch
+    assert "2 flagged frames" in outputs

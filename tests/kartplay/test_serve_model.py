@@ -262,7 +262,9 @@ def test_override_and_second_player_through_the_server(
 
             human.set_button(DEFAULT_OVERRIDE_BUTTON, False)
             assert poll(lambda: same_pad(get(port), want))
-            assert s.controller_state(0) == "AI" and not s.recorder.active
+            assert s.controller_state(0) == "AI"
+            # the pad flips back before the recorder has finished its last row
+            assert poll(lambda: not s.recorder.active)
             line = s.status_line()
             assert "c0 AI" in line and "takeovers 1" in line and "corrections 1" in line, line
             assert get(port, 1)["A_BUTTON"] == 1  # player 2 never left
@@ -324,7 +326,7 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
     vp = VirtualPad()
     opts = ServeOptions(
         model=str(artifact),
-        window=TITLE,
+        region=str(WINDOW),
         display=screen.name,
         port=0,
         mode="lockstep",
@@ -339,14 +341,15 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
             _, port = s.address
             assert same_pad(get(port), expected_pad(artifact, screen.name, WINDOW))
             assert s.agent is not None and s.recorder is not None
-            steps = s.agent.steps
-            assert steps == 1 and s.feed is not None
-            grabs = len(s.feed.capture_ms)
+            assert s.agent.steps == 1 and s.feed is not None
             vp.set_axis(0, -1.0)
             vp.set_button(DEFAULT_OVERRIDE_BUTTON, True)
-            assert poll(lambda: get(port)["X_AXIS"] == -80)
+            # no poll before the override is in force, or it would step the AI
+            assert poll(lambda: s.controller_state(0) == "OVERRIDE")
+            steps, grabs = s.agent.steps, len(s.feed.capture_ms)
+            assert all(get(port)["X_AXIS"] == -80 for _ in range(5))
             session = poll(lambda: s.recorder.sessions[0] if s.recorder.sessions else None)
-            assert poll(lambda: len((session / "controls.csv").read_text().splitlines()) > 11)
+            assert poll(lambda: len((session / "controls.csv").read_text().splitlines()) > 16)
             assert s.agent.steps == steps  # the human's polls never reached the AI
             assert len(s.feed.capture_ms) - grabs > 10  # so the recorder grabbed them
             vp.set_button(DEFAULT_OVERRIDE_BUTTON, False)

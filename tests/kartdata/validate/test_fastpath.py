@@ -101,7 +101,9 @@ def test_vectorised_desktop_scoring_matches_brute_force() -> None:
     np.testing.assert_array_equal(got, want)
     # a frame in the reference never matches itself: copies of one odd frame
     # in a run of three are foreign even though all three are references
-    odd = np.concatenate([blocks[:10], np.repeat(rng.random((1, 6, 8, 6)), 3, 0), blocks[10:20]])
+    odd = np.concatenate(
+        [blocks[:10], np.repeat(rng.random((1, 6, 8, 6)) + 3.0, 3, 0), blocks[10:20]]
+    )
     odd = odd.astype(np.float32)
     pos = np.arange(len(odd))
     foreign = dk._foreign_blocks(odd, odd, pos, cfg)

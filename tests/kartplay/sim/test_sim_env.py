@@ -105,3 +105,35 @@ def test_parse_seeds() -> None:
     for bad in ("", "a", "5-2", "-3"):
         with pytest.raises(KartError, match="seeds"):
             parse_seeds(bad)
+
+
+def test_ablation_variants_switch_one_feature_off() -> None:
+    from kartplay.sim.ablation import variant_args
+
+    assert variant_args("all") == (
+        ["--balance", "uniform", "--recovery-weight", "2", "--smooth", "3"],
+        ["--smoothing", "0.3"],
+    )
+    assert variant_args("no-recovery")[0] == [
+        "--balance", "uniform", "--recovery-weight", "0", "--smooth", "3"
+    ]  # fmt: skip
+    assert variant_args("no-smoothing") == (["--balance", "uniform", "--recovery-weight", "2"], [])
+    assert variant_args("none") == (["--recovery-weight", "0"], [])
+    with pytest.raises(KartError, match="unknown variant"):
+        variant_args("no-gas")
+
+
+def test_cli_bad_seeds_is_one_line_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-m", "kartplay.cli", "sim", "record", "--out", str(tmp_path / "r"),
+         "--seeds", "5-2", "--steps", "10"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "error: seeds '5-2': '5-2' is not a seed or a range a-b"
+    ]
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,92 @@
+"""Which data features earn their place: train with each switched off, drive.
+
+Offline loss does not predict driving, so each variant is scored the only way
+that counts: closed loop on unseen tracks, as a fraction of the expert. The
+variants switch, one at a time, off the full recipe:
+
+- ``balance``: steering classes sampled uniformly (``--balance uniform``);
+- ``recovery``: recovery-tagged frames (pushes, learner-driven rounds) in the
+  training mix, oversampled 2x (``--recovery-weight 2``; off: weight 0, i.e.
+  only clean expert driving);
+- ``smoothing``: steering targets averaged over 3 frames (``--smooth 3``) and
+  the policy's moving average at play time (``--smoothing 0.3``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kartplay.sim.demo import run_tool
+
+FEATURES: tuple[str, ...] = ("balance", "recovery", "smoothing")
+
+
+@dataclass(frozen=True, slots=True)
+class AblationConfig:
+    dataset: str
+    out: Path
+    seeds: tuple[int, ...] = (11, 12, 13, 14, 15)
+    steps: int = 1000
+    model: str = "sepnet"
+    epochs: int = 4
+    batch_size: int = 64
+    seed: int = 1
+    #: Variants to run: "all" (every feature on), "none", or "no-<feature>".
+    variants: tuple[str, ...] = ("all", *(f"no-{f}" for f in FEATURES), "none")
+
+
+def variant_args(variant: str) -> tuple[list[str], list[str]]:
+    """``kartmodel train`` and ``kartplay sim drive`` options of a variant."""
+    if variant == "all":
+        off: set[str] = set()
+    elif variant == "none":
+        off = set(FEATURES)
+    elif variant.startswith("no-") and variant[3:] in FEATURES:
+        off = {variant[3:]}
+    else:
+        from kartdata.errors import KartError
+
+        raise KartError(f"unknown variant {variant!r}: all, none or no-<{'|'.join(FEATURES)}>")
+    train: list[str] = []
+    drive: list[str] = []
+    if "balance" not in off:
+        train += ["--balance", "uniform"]
+    train += ["--recovery-weight", "0" if "recovery" in off else "2"]
+    if "smoothing" not in off:
+        train += ["--smooth", "3"]
+        drive += ["--smoothing", "0.3"]
+    return train, drive
+
+
+def run_ablation(c: AblationConfig, echo: Any = print) -> list[dict[str, Any]]:
+    rows = []
+    for v in c.variants:
+        train, drive = variant_args(v)
+        run, model, report = c.out / "runs" / v, c.out / "models" / v, c.out / f"{v}.json"
+        run_tool("kartmodel", ["train", c.dataset, "--out", str(run), "--model", c.model,
+                 "--targets", "x,a,b", "--loss", "mse", "--height", "96", "--width", "96",
+                 "--epochs", str(c.epochs), "--batch-size", str(c.batch_size),
+                 "--monitor", "val_loss", "--seed", str(c.seed), "--no-augment",
+                 "--log-every", "100", *train], echo=echo)  # fmt: skip
+        run_tool("kartmodel", ["export", str(run), "--checkpoint", "last", "--out", str(model)],
+                 echo=echo)  # fmt: skip
+        run_tool("kartplay", ["sim", "drive", str(model), "--seeds", ",".join(map(str, c.seeds)),
+                 "--steps", str(c.steps), "--report", str(report), *drive], echo=echo)  # fmt: skip
+        rep = json.loads(report.read_text())
+        rows.append({"variant": v, **{k: rep[k] for k in ("model_mean", "expert_mean", "ratio")}})
+        echo(table(rows))
+    (c.out / "ablation.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [f"{'variant':<14} {'model':>8} {'expert':>8} {'model/expert':>13}"]
+    lines += [
+        f"{r['variant']:<14} {r['model_mean']:>8.1f} {r['expert_mean']:>8.1f} {r['ratio']:>13.3f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
