@@ -100,6 +100,36 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+READER = r"""
+import sys, time, json
+import tensorflow as tf
+from kartdata.schema import feature_spec
+ds, comp = sys.argv[1], sys.argv[2]
+m = json.load(open(ds + "/manifest.json"))
+files = [ds + "/" + s["path"] for s in m["shards"]]
+spec = feature_spec()
+def decode(x):
+    return tf.io.decode_jpeg(tf.io.parse_single_example(x, spec)["image"])
+data = tf.data.TFRecordDataset(files, compression_type=comp, num_parallel_reads=len(files))
+data = data.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(64).prefetch(2)
+t = time.perf_counter()
+n = sum(int(b.shape[0]) for b in data)
+print(n / (time.perf_counter() - t))
+"""
+
+
+def read_speed(dataset: Path, compression: str) -> float:
+    """Records/s of tf.data reading the shards and decoding every JPEG."""
+    out = subprocess.run(
+        [sys.executable, "-c", READER, str(dataset), compression],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def store_verdicts(srcs: list[Path]) -> None:
     """What `kartdata validate` leaves for the sharder, made once and cached."""
     code = (
@@ -112,8 +142,11 @@ def store_verdicts(srcs: list[Path]) -> None:
     subprocess.run([sys.executable, "-c", code, *map(str, srcs)], env=env, check=True)
 
 
-def shard_run(srcs: list[Path], frames: int, *args: str, inline: bool = False) -> dict[str, float]:
-    """``inline``: no stored verdicts, so the sharder validates as it goes."""
+def shard_run(
+    srcs: list[Path], frames: int, *args: str, inline: bool = False, read: str | None = None
+) -> dict[str, float]:
+    """``inline``: no stored verdicts, so the sharder validates as it goes;
+    ``read``: also time tf.data reading the result with that compression."""
     out = CACHE / "dataset"
     shutil.rmtree(out, ignore_errors=True)
     cache = CACHE / ("verdicts-inline" if inline else "verdicts")
@@ -125,12 +158,15 @@ def shard_run(srcs: list[Path], frames: int, *args: str, inline: bool = False) -
     m = json.loads((out / "manifest.json").read_text())
     written = m["frames"]
     assert written + sum(m["excluded"].values()) == frames, (written, frames)
-    return {
+    r = {
         "seconds": seconds,
         "fps": frames / seconds,
         "rss": rss,
         "bytes_per_frame": m["bytes"] / written,
     }
+    if read is not None:
+        r["read_fps"] = read_speed(out, read)
+    return r
 
 
 def baseline_run(kind: str, srcs: list[Path], frames: int) -> dict[str, float]:
@@ -172,7 +208,24 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=1, help="runs of each; medians are printed")
     ap.add_argument("--skip-2n", action="store_true", help="skip the 2N memory run")
+    ap.add_argument(
+        "--read", action="store_true", help="only: write and read back gzip vs none (tf.data)"
+    )
     a = ap.parse_args()
+    if a.read:
+        srcs = sessions(a.frames)
+        n = len(srcs) * SESSION_FRAMES
+        store_verdicts(srcs)
+        for comp in ("GZIP", ""):
+            args = ("--compression", comp.lower() or "none")
+            r = median([shard_run(srcs, n, *args, read=comp) for _ in range(a.repeat)])
+            print(
+                f"{comp or 'none':<5} write {r['fps']:>6.0f} frames/s, "
+                f"{r['bytes_per_frame'] / 1e3:.2f} KB/frame, "
+                f"tf.data read + JPEG decode {r['read_fps']:>6.0f} frames/s",
+                flush=True,
+            )
+        return
     srcs, srcs2 = sessions(a.frames), sessions(2 * a.frames)
     n = len(srcs) * SESSION_FRAMES
     print(f"{n} TensorKart frames (640x480 PNG) in {len(srcs)} sessions; {os.cpu_count()} cores")

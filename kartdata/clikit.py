@@ -3,18 +3,35 @@ an exit code, never a traceback."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
 import sys
+import threading
 import warnings
 
 import typer
 
 from kartdata.errors import KartError
 
+# TensorFlow's C++ runtime logs through absl before any setting can silence it
+# ("oneDNN custom operations are on", "Could not find cuda drivers", …). Users
+# asked for one-line errors, so the CLIs drop exactly those lines.
+_NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IW]\d{4} \d+:\d+:\d+\.\d+ +\d+ [\w.]+:\d+\]"
+    rb"|E\d{4} \d+:\d+:\d+\.\d+ +\d+ (cuda_\w+|cudart_stub)\.cc:\d+\])"
+)
+
+
+_MAYBE_NOISE = re.compile(rb"^(WARNING: All|[IWE]\d)")
+
 
 def run(app: typer.Typer) -> None:
     """Run a typer app, turning :class:`KartError` into ``error: …`` and its code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not os.environ.get("KARTKIT_DEBUG"):
+        _filter_native_stderr()
     warnings.showwarning = _one_line_warning
     try:
         app()
@@ -28,3 +45,39 @@ def run(app: typer.Typer) -> None:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
     print(f"warning: {message}", file=sys.stderr)
+
+
+def _filter_native_stderr() -> None:
+    """Route fd 2 through a pipe that drops TensorFlow's native start-up logs."""
+    try:
+        real = os.dup(2)
+        r, w = os.pipe()
+    except OSError:
+        return
+    os.dup2(w, 2)
+    os.close(w)
+
+    def pump() -> None:
+        pending = b""
+        while chunk := os.read(r, 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            out = b"".join(ln + b"\n" for ln in lines if not _NATIVE_NOISE.match(ln))
+            # A live status line ends in \r, not \n: pass it on at once unless
+            # it may be the start of a log line still being written.
+            if pending and not _MAYBE_NOISE.match(pending):
+                out, pending = out + pending, b""
+            if out:
+                os.write(real, out)
+        if pending and not _NATIVE_NOISE.match(pending):
+            os.write(real, pending)
+        os.close(r)
+
+    t = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    t.start()
+
+    def restore() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # closes the pipe's last write end here: the pump sees EOF
+        t.join(timeout=2)
+
+    atexit.register(restore)

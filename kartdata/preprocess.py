@@ -66,7 +66,10 @@ def preprocess(image: Any, spec: InputSpec) -> Any:
     top = tf.cast(tf.math.floor(tf.cast(h, tf.float32) * spec.crop_top), tf.int32)
     bottom = h - tf.cast(tf.math.floor(tf.cast(h, tf.float32) * spec.crop_bottom), tf.int32)
     x = x[:, top:bottom]
-    x = tf.image.resize(tf.cast(x, tf.float32), (spec.height, spec.width), antialias=True)
+    # Area averaging: alias-free when shrinking (all kartkit ever does) and
+    # ~2.5x cheaper than antialiased bilinear, which kept the loader from
+    # feeding training at decode speed.
+    x = tf.image.resize(tf.cast(x, tf.float32), (spec.height, spec.width), method="area")
     x = tf.clip_by_value(x / 255.0, 0.0, 1.0)
     x = tf.ensure_shape(x, (None, *spec.shape))
     return x if batched else x[0]

@@ -68,8 +68,10 @@ def analyse(
     from threadpoolctl import threadpool_limits
 
     cfg = config or ValidateConfig()
-    # one BLAS thread: the products are small, and the cores are busy with the
-    # decode workers and the desktop scorer's own threads (features.single_threaded_blas)
+    # One BLAS thread (inherited by the forked decode workers): the products are
+    # small, and OpenBLAS's own threads only contend with the workers and the
+    # desktop scorer's threads for the cores — on a busy 2-core machine they
+    # made validation ~50x slower.
     with threadpool_limits(1, user_api="blas"):
         return _analyse(sources, cfg, progress)
 

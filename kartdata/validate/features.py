@@ -4,6 +4,11 @@ Decoding a 640x480 PNG is the cost of validation, so it happens once per frame,
 in worker processes (one per core), with libspng where it is installed (about
 twice as fast as Pillow's PNG decoder), and every feature is computed on a fixed
 120x160 sample of the pixels. Workers return features, never pixels.
+
+Everything after the decode is kept to a small fraction of it: the sample is a
+strided copy, features are computed for a batch of frames at once in reused
+buffers, and block and thumbnail means are matrix products rather than
+reductions over short strided axes (docs/benchmarks.md has the costs per stage).
 """
 
 from __future__ import annotations
@@ -157,6 +162,8 @@ def sample(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     rows, cols = _sample_axes(*image.shape[:2])
     if out is None:
         out = np.empty((*SAMPLE, 3), np.uint8)
+    if image.dtype != np.uint8 or image.strides[-2:] != (3, 1):  # e.g. a crop of a wider array
+        image = np.ascontiguousarray(image, np.uint8)
     # a pixel as one 3-byte item: a strided copy of 19,200 items, not 57,600
     src, dst = image.view(_PIXEL), out.view(_PIXEL)
     picked = src[rows] if isinstance(rows, slice) else np.take(src, rows, axis=0)
@@ -351,26 +358,15 @@ def make_executor(workers: int) -> Executor | None:
     if n <= 1:
         return None
     # fork: workers start in milliseconds and scripts need no ``__main__`` guard.
-    # It is safe with a multi-threaded parent (TensorFlow's thread pools, this
-    # module's scoring threads) because a worker only reads files, decodes with
+    # It is safe with a multi-threaded parent (TensorFlow's thread pools, the
+    # desktop scorer's threads) because a worker only reads files, decodes with
     # libspng and runs numpy: it never calls into code whose locks another
-    # parent thread may have held at the fork. CPython takes its import lock
+    # parent thread may have held at the fork. CPython holds its import lock
     # and glibc its malloc locks across fork(), and OpenBLAS shuts its thread
-    # pool down before it (pthread_atfork); the initializer then keeps BLAS to
-    # one thread. tests/kartdata/validate/test_validate.py runs the pool from a
-    # process with TensorFlow's threads running.
-    return ProcessPoolExecutor(
-        max_workers=n, mp_context=get_context("fork"), initializer=single_threaded_blas
-    )
-
-
-def single_threaded_blas() -> None:
-    """One BLAS thread in this process. Validation's matrix products are small;
-    OpenBLAS's threads only contend with the other workers for the cores (on a
-    busy 2-core machine they made them ~50x slower)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
+    # pool down before it (pthread_atfork). Workers inherit the one-BLAS-thread
+    # limit that ``analyse`` sets around its work. test_fastpath.py runs the
+    # pool from a process with TensorFlow's threads running.
+    return ProcessPoolExecutor(max_workers=n, mp_context=get_context("fork"))
 
 
 CHUNK = 48

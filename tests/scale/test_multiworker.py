@@ -3,6 +3,7 @@ service (issue 9)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -86,7 +87,7 @@ def _iterations(run: Path) -> int:
 def test_two_workers_train_in_lockstep(dataset: tuple[Path, str], tmp_path: Path) -> None:
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
+    procs, logs = [], []
     for i in range(2):
         env = {
             **os.environ,
@@ -94,27 +95,34 @@ def test_two_workers_train_in_lockstep(dataset: tuple[Path, str], tmp_path: Path
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "CUDA_VISIBLE_DEVICES": "",
         }
-        procs.append(
-            subprocess.Popen(
-                _train_args(*dataset[:1], tmp_path / f"w{i}", dataset[1]),
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+        logs.append(tmp_path / f"w{i}.log")
+        with open(logs[-1], "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    _train_args(*dataset[:1], tmp_path / f"w{i}", dataset[1]),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
-    outs = []
+    # A worker that fails leaves the other waiting in a collective: stop both then.
     deadline = time.monotonic() + 300
     try:
-        for p in procs:
-            outs.append(p.communicate(timeout=max(1.0, deadline - time.monotonic())))
+        while time.monotonic() < deadline:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                procs[0].wait(timeout=0.5)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-        assert "on 2 replica(s)" in err
+                p.wait()
+    for p, log in zip(procs, logs, strict=True):
+        text = log.read_text()
+        assert p.returncode == 0, text[-3000:]
+        assert "on 2 replica(s)" in text
     a, b = _model_weights(tmp_path / "w0"), _model_weights(tmp_path / "w1")
     assert a.keys() == b.keys()
     # Every weight the optimizer updates (and its Adam moments) must agree
