@@ -193,7 +193,9 @@ def shard(
     left_below: float | None = typer.Option(None, help="x below this is 'left' (-0.15)."),
     right_above: float | None = typer.Option(None, help="x above this is 'right' (0.15)."),
     workers: int | None = typer.Option(
-        None, help="Worker processes (default: all cores; 0: in this process)."
+        None,
+        help="Worker processes (default: all cores; 0: in this process); "
+        "with --engine ray: actors (default: one per cluster CPU).",
     ),
     keep_flagged: bool = typer.Option(
         False, "--keep-flagged", help="Keep frames validation flags (reason kept in the index)."
@@ -247,7 +249,8 @@ def shard(
         encoding=encoding,
         classes=classes,
         target_shard_bytes=int(shard_mb * (1 << 20)),
-        workers=os.cpu_count() or 1 if workers is None else workers,
+        # With Ray, no --workers means one actor per CPU of the cluster (0).
+        workers=(0 if engine == "ray" else os.cpu_count() or 1) if workers is None else workers,
         keep_flagged=keep_flagged,
         validate=validate,
         trust_pickle=trust_pickle,

@@ -814,6 +814,15 @@ def shard(
         bar = _progress_bar(config.progress)
         try:
             workers = min(max(0, config.workers), len(todo))
+            if dataset.startswith("ram://"):
+                # TensorFlow's in-memory filesystem is private to a process:
+                # only this one can write shards the manifest here will name.
+                if config.engine == "ray":
+                    raise DatasetError(
+                        f"{dataset}: ram:// is private to one process; Ray "
+                        "workers cannot write it (use a shared path)"
+                    )
+                workers = 0
             if config.engine == "ray":
                 from kartdata.shard_ray import run_ray
 

@@ -225,11 +225,20 @@ class _Workspace(threading.local):
         self.size = 0
 
     def get(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self._fit(n)
+        return self.rgb[:n], self.planes[0, :n], self.planes[1, :n], self.planes[2, :n]
+
+    def samples(self, n: int) -> np.ndarray:
+        """The uint8 sample buffer of a batch (filled before :func:`describe`)."""
+        self._fit(n)
+        return self.u8[:n]
+
+    def _fit(self, n: int) -> None:
         if n > self.size:
             self.size = max(n, BATCH)
+            self.u8 = np.empty((self.size, *SAMPLE, 3), np.uint8)
             self.rgb = np.empty((self.size, *SAMPLE, 3), np.float32)
             self.planes = np.empty((3, self.size, *SAMPLE), np.float32)
-        return self.rgb[:n], self.planes[0, :n], self.planes[1, :n], self.planes[2, :n]
 
 
 _WORK = _Workspace()
@@ -292,7 +301,7 @@ def _features(
     n = len(items)
     out = Features.empty(n)
     thumbs = np.zeros((n, *THUMB), np.float32)
-    buf = np.empty((min(n, BATCH), *SAMPLE, 3), np.uint8)
+    buf = _WORK.samples(min(n, BATCH))
     for a in range(0, n, BATCH):
         batch = items[a : a + BATCH]
         got: list[int] = []

@@ -42,12 +42,13 @@ class ExpertConfig:
     sharp: float = 1.6
     #: Brake only when this much (m/s) above the target.
     brake_margin: float = 6.0
-    #: Off the road: target speed, and no gas while the aim point is more than
-    #: ``traction`` radians off the nose above ``crawl`` (full gas with the wheels on lock
-    #: spins a rear-driven car on grass in circles).
+    #: Off the road: target speed. Anywhere: no gas while the aim point is more
+    #: than ``traction`` radians off the nose above ``crawl`` m/s (full gas with
+    #: the wheels on lock spins a rear-driven car in circles; a clone that
+    #: overshoots a hairpin gets there, and its labels must say how to leave).
     grass: float = 18.0
     traction: float = 0.5
-    #: Below this speed (m/s) gas is safe even on lock off the road.
+    #: Below this speed (m/s) gas is safe even on full lock.
     crawl: float = 10.0
 
 
@@ -103,7 +104,7 @@ class Expert:
         if grass:
             target = min(target, c.grass)
         gas = 1.0 if speed < target else 0.0
-        if grass and abs(error) > c.traction and speed > c.crawl:
+        if abs(error) > c.traction and speed > c.crawl:
             gas = 0.0
         brake = 0.8 if speed > target + c.brake_margin else 0.0
         return np.array([steer, gas, brake], dtype=np.float64)

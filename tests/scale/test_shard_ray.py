@@ -148,3 +148,8 @@ def test_cli_rejects_unknown_engine(tmp_path: Path, recordings: Path) -> None:
     assert isinstance(result.exception, DatasetError)
     assert "--engine 'spark'" in str(result.exception)
     assert not (tmp_path / "x" / "manifest.json").exists()
+
+
+def test_ray_refuses_a_process_private_dataset(tmp_path: Path, recordings: Path) -> None:
+    with pytest.raises(DatasetError, match="private to one process"):
+        shard([recordings / "n0"], "ram://kartkit-ray/ds", _config(engine="ray"))
