@@ -2,18 +2,25 @@
 
 Baselines (same run, same files): decoding every frame and nothing else, on one
 core — with Pillow, and with libspng (pyspng), the decoder validate uses. No
-per-frame check can beat the libspng figure per core. Then, on one core, the
-cost of each stage per frame, and ``analyse`` end to end with one worker and
-with one worker per core. Prints frames/s, ms/frame and the ratios.
+per-frame check can beat the libspng figure per core. Then the cost of each
+stage per frame, and ``analyse`` end to end with one worker and with one worker
+per core.
 
-    .venv/bin/python benchmarks/validate.py [--frames 2000] [--repeats 3]
+Every figure is measured once per round, the rounds interleave all of them (so
+that a burst of load from other jobs hits a baseline and the thing compared
+with it alike), and the medians over rounds are printed. Each is printed as
+CPU ms/frame (this process and its finished worker processes: what the work
+costs, whatever else runs) and as wall-clock frames/s (what a user waits, which
+on a shared machine mostly measures the other jobs).
+
+    .venv/bin/python benchmarks/validate.py [--frames 2000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import os
+import resource
 import statistics
 import tempfile
 import time
@@ -34,25 +41,15 @@ from kartdata.validate.features import default_workers
 
 def _cpu() -> float:
     """CPU seconds of this process and its finished children (the workers)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
-def _median_s(fn: Callable[[], object], repeats: int) -> float:
-    """Median CPU seconds: on a shared machine wall time mostly measures the
-    other jobs; CPU time is what the work costs."""
-    return _median(fn, repeats)[1]
-
-
-def _median(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median (wall seconds, CPU seconds) of ``fn``."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t, c = time.perf_counter(), _cpu()
-        fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(_cpu() - c)
-    return statistics.median(wall), statistics.median(cpu)
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
+    t, c = time.perf_counter(), _cpu()
+    fn()
+    return time.perf_counter() - t, _cpu() - c
 
 
 def _pillow(data: bytes) -> np.ndarray:
@@ -60,58 +57,87 @@ def _pillow(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def _each(fn: Callable[[bytes], object], items: list[bytes]) -> None:
+    """``fn`` on every item, keeping no result: holding every decoded frame
+    would measure page faults, not decoding."""
+    for item in items:
+        fn(item)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    r = args.repeats
+    cores = default_workers()
     with tempfile.TemporaryDirectory() as d, threadpool_limits(1, user_api="blas"):
         path = synth.make_native(Path(d) / "s", args.frames, width=640, height=480)
         frames = list(open_source(path).frames())
         n = len(frames)
         data = [Path(f.where).read_bytes() for f in frames]
-        pil_w, pil = _median(lambda: [_pillow(b) for b in data], r)
-        spng_w, spng = _median(lambda: [ft.decode_bytes(b, "", 0) for b in data], r)
-        images = [ft.decode_bytes(b, "", 0) for b in data]
+        # A few decoded frames, cycled: the pipeline samples a frame it has just
+        # decoded (in cache), and a parent holding every decoded frame would make
+        # each fork of the workers copy a gigabyte of page tables.
+        images = [ft.decode_bytes(b, "", 0) for b in data[:8]]
         buf = np.empty((n, *ft.SAMPLE, 3), np.uint8)
-        samp = _median_s(lambda: [ft.sample(im, buf[k]) for k, im in enumerate(images)], r)
 
         def describe_all() -> None:
             for a in range(0, n, ft.BATCH):
                 ft.describe(buf[a : a + ft.BATCH])
 
-        desc = _median_s(describe_all, r)
         feats = ft._features(
-            [(f.index, lambda im=im: im) for f, im in zip(frames, images, strict=True)]
+            [
+                (f.index, lambda b=b: ft.decode_bytes(b, "", 0))
+                for f, b in zip(frames, data, strict=True)
+            ]
         )[0]
         blocks = [dk.SessionBlocks(feats.blocks, np.ones(n, bool))]
-        cfg = ValidateConfig()
-        desk = _median_s(lambda: dk.detect(blocks, cfg.desktop), r)
-        one = _median(lambda: analyse([open_source(path)], ValidateConfig(workers=1)), r)
-        cores = default_workers()
-        many = _median(lambda: analyse([open_source(path)], ValidateConfig(workers=cores)), r)
+        desktop_cfg = ValidateConfig().desktop
+        cases: dict[str, Callable[[], object]] = {
+            "Pillow decode": lambda: _each(_pillow, data),
+            "libspng decode": lambda: _each(lambda b: ft.decode_bytes(b, "", 0), data),
+            "sample": lambda: [ft.sample(images[k % len(images)], buf[k]) for k in range(n)],
+            "features": describe_all,
+            "desktop": lambda: dk.detect(blocks, desktop_cfg),
+            "analyse 1": lambda: analyse([open_source(path)], ValidateConfig(workers=1)),
+            "analyse N": lambda: analyse([open_source(path)], ValidateConfig(workers=cores)),
+        }
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+        for _ in range(args.rounds):
+            for name, fn in cases.items():
+                runs[name].append(_timed(fn))
+    wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
     ms = 1e3 / n
-    print(f"frames: {n} 640x480 PNG, medians of {r}; CPU time unless marked wall")
-    print("baselines, decode only, 1 core (CPU ms/frame; frames/s: wall):")
-    print(f"  Pillow           {pil * ms:6.3f} ms/frame  {n / pil_w:6.0f} frames/s wall")
-    print(f"  libspng (pyspng) {spng * ms:6.3f} ms/frame  {n / spng_w:6.0f} frames/s wall")
-    print("stages, 1 core (CPU ms/frame):")
-    print(f"  decode (libspng)                {spng * ms:6.3f}")
-    print(f"  sample 120x160                  {samp * ms:6.3f}")
-    print(f"  features (batches of {ft.BATCH})        {desc * ms:6.3f}")
-    print(f"  desktop scoring, both rounds    {desk * ms:6.3f}  ({cores} thread(s))")
-    print("analyse, all checks (CPU ms/frame of parent + workers; frames/s: wall):")
-    for label, (wall, cpu) in (("1 worker", one), (f"{cores} workers", many)):
+
+    def row(label: str, key: str, note: str = "") -> None:
         print(
-            f"  {label:10s} {cpu * ms:6.3f} ms/frame  {n / wall:6.0f} frames/s wall  "
-            f"ratio to libspng decode on 1 core: {spng_w / wall:4.2f} (wall), "
-            f"{spng / cpu:4.2f} (CPU)"
+            f"  {label:34s} {cpu[key] * ms:6.3f} ms/frame CPU  {n / wall[key]:6.0f} frames/s wall"
+            + note
         )
-    cpu = many[1]
+
+    spng = "libspng decode"
+    print(f"frames: {n} 640x480 PNG; medians of {args.rounds} interleaved rounds")
+    print("baselines, decode only, 1 core:")
+    row("Pillow", "Pillow decode")
+    row("libspng (pyspng)", spng)
+    print("stages, 1 core:")
+    row("decode (libspng)", spng)
+    row("sample 120x160", "sample")
+    row(f"features (batches of {ft.BATCH})", "features")
+    row(f"desktop scoring, both rounds ({cores} thr)", "desktop")
+    print("analyse, all checks (CPU: parent + workers):")
+    for label, key in (("1 worker", "analyse 1"), (f"{cores} workers", "analyse N")):
+        row(
+            label,
+            key,
+            f"  vs libspng decode on 1 core: {wall[spng] / wall[key]:4.2f}x wall, "
+            f"{cpu[spng] / cpu[key]:4.2f}x CPU",
+        )
     print(
-        f"  projected on {cores} idle cores at this CPU cost: {cores * n / cpu:6.0f} frames/s "
-        f"(decode-only ceiling {cores * n / spng:.0f}/s, Pillow 1 core {n / pil:.0f}/s)"
+        f"  projected on {cores} idle cores at this CPU cost: "
+        f"{cores * n / cpu['analyse N']:.0f} frames/s "
+        f"(decode-only ceiling {cores * n / cpu[spng]:.0f}/s)"
     )
 
 

@@ -25,7 +25,7 @@ from kartdata.schema import (
     STEERING_CLASSES,
     parse_stratum,
 )
-from kartdata.split import SplitConfig, assign
+from kartdata.split import SplitConfig, assign, recording_aliases
 
 _DTYPES: dict[str, Any] = {
     "session": str,
@@ -109,7 +109,7 @@ def frames(
     df["time_s"] = (t_ns - t_ns.groupby(df["session"]).transform("min")) / 1e9
     df["steering"] = [parse_stratum(s)[0] if s else None for s in df["stratum"]]
     df["recovery"] = df["stratum"].str.endswith(RECOVERY_TAG)
-    split_of = assign(start, splits)
+    split_of = assign(start, splits, recording_aliases(manifest.sessions))
     df["split"] = df["session"].map(split_of).fillna("unknown")
     df["steering"] = pd.Categorical(df["steering"], categories=list(STEERING_CLASSES))
     order = ["session", "track", "frame", "t_ns", "time_s", *PAD_FIELDS, "stratum", "steering"]
@@ -156,7 +156,7 @@ def sessions(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
     import pandas as pd
 
     manifest = _manifest(dataset)
-    split_of = assign(manifest.session_keys(), splits)
+    split_of = assign(manifest.session_keys(), splits, recording_aliases(manifest.sessions))
     rows = []
     for s in manifest.sessions:
         written = max(s.frames_written, 1)

@@ -3,10 +3,11 @@
 
 ::
 
-    per stratum: shard files ─► interleave ─► parse ─► keep the split's sessions
-                 (shuffled, repeated when balancing)
+    per stratum: shard files (shuffled; repeated when balancing) ─► interleave
+                 ─► per shard, batches of records: parse, keep the split's sessions
+                 ─► unbatch
     sample_from_datasets(strata, balance weights) ─► take(epoch)
-    ─► shuffle (bounded) ─► decode ─► preprocess ─► batch ─► augment ─► targets ─► prefetch
+    ─► shuffle (bounded) ─► decode ─► batch ─► preprocess ─► augment ─► targets ─► prefetch
 
 The split filter runs on parsed records before any image is decoded; class
 balance picks strata, it never reads a frame to throw it away. Memory is flat:
@@ -31,7 +32,7 @@ from kartdata.balance import Balance, BalancePlan, plan
 from kartdata.errors import DatasetError
 from kartdata.manifest import Manifest, ShardInfo
 from kartdata.preprocess import PILOTNET_INPUT, InputSpec
-from kartdata.split import SplitConfig, normalize_split, sessions_in
+from kartdata.split import SplitConfig, normalize_split, recording_aliases, sessions_in
 from kartdata.targets import TargetConfig, as_target_config, make_targets
 
 OnError = Literal["raise", "skip"]
@@ -127,7 +128,11 @@ def prepare(dataset: str, config: LoadConfig | None = None, **options: Any) -> P
         raise DatasetError(f"batch_size {cfg.batch_size} must be positive")
     if cfg.on_error not in ("raise", "skip"):
         raise DatasetError(f"on_error {cfg.on_error!r} is not 'raise' or 'skip'")
-    keys = frozenset(sessions_in(manifest.session_keys(), split, cfg.splits))
+    keys = frozenset(
+        sessions_in(
+            manifest.session_keys(), split, cfg.splits, recording_aliases(manifest.sessions)
+        )
+    )
 
     shards: list[tuple[ShardInfo, int]] = []
     for shard in manifest.shards:
@@ -184,6 +189,7 @@ def build(prep: Prepared) -> Any:
     radius = prep.manifest.context_radius
     compression = prep.manifest.encoding.compression
     session_filter = _session_filter(prep)
+    parse = _parser(radius)
 
     def stream(items: Sequence[tuple[ShardInfo, int]], repeat: bool, salt: int) -> Any:
         paths = [fs.join(prep.root, s.path) for s, _ in items]
@@ -193,24 +199,20 @@ def build(prep: Prepared) -> Any:
             files = files.shuffle(len(paths), seed=_sub(seed, salt), reshuffle_each_iteration=True)
         if repeat:
             files = files.repeat()
-        records = files.interleave(
-            _plain(lambda p, n: _read_shard(p, n, compression, cfg.on_error)),
+        # Each shard yields parsed batches of up to _PARSE_BATCH consecutive
+        # records: parsing, the damage check and the split filter then cost a
+        # fraction per record of what they cost one record at a time, and run
+        # on the interleave's parallel threads.
+        batches = files.interleave(
+            _plain(lambda p, n: _read_shard(p, n, compression, cfg.on_error).map(parse)),
             cycle_length=max(1, min(cfg.cycle_length, len(paths))),
             block_length=1,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=cfg.deterministic,
         )
-        # Parsing a batch of records at once costs a fraction of parsing each.
-        records = (
-            records.batch(_PARSE_BATCH)
-            .map(
-                _parser(radius),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=cfg.deterministic,
-            )
-            .unbatch()
-        )
-        return records if session_filter is None else records.filter(session_filter)
+        if session_filter is not None:
+            batches = batches.map(session_filter)
+        return batches.unbatch()
 
     if prep.balanced:
         weights = prep.plan.weights
@@ -333,18 +335,24 @@ def _shard_problem(root: str, shard: ShardInfo) -> str | None:
 
 
 def _read_shard(path: Any, expected: Any, compression: str, on_error: OnError) -> Any:
-    """A shard's records; a record that cannot be read ends the shard, and the
-    count of what was read is checked against the manifest when it ends, so that
-    a damaged shard is reported by name (TensorFlow's own error does not name it)."""
+    """A shard's records in batches of up to ``_PARSE_BATCH``; a record that
+    cannot be read ends the shard, and the count of what was read is checked
+    against the manifest when it ends, so that a damaged shard is reported by
+    name (TensorFlow's own error does not name it). Counting whole batches
+    keeps the check's cost per record small."""
     import tensorflow as tf
 
-    records = tf.data.TFRecordDataset(path, compression_type=compression).ignore_errors()
-    marked = records.map(_plain(lambda r: (r, False))).concatenate(
-        tf.data.Dataset.from_tensors((tf.constant(b""), True))
+    batches = (
+        tf.data.TFRecordDataset(path, compression_type=compression)
+        .ignore_errors()
+        .batch(_PARSE_BATCH)
+    )
+    marked = batches.map(_plain(lambda r: (r, False))).concatenate(
+        tf.data.Dataset.from_tensors((tf.zeros([0], tf.string), True))
     )
 
     def step(count: Any, item: Any) -> Any:
-        record, end = item
+        records, end = item
         ok = tf.logical_or(tf.logical_not(end), tf.equal(count, expected))
 
         def report() -> Any:
@@ -365,13 +373,13 @@ def _read_shard(path: Any, expected: Any, compression: str, on_error: OnError) -
             return tf.constant(0, tf.int64)
 
         with tf.control_dependencies([tf.cond(ok, lambda: tf.constant(0, tf.int64), report)]):
-            count = tf.identity(count) + 1
-        return count, (record, end)
+            count = tf.identity(count) + tf.size(records, out_type=tf.int64)
+        return count, (records, end)
 
     return (
         marked.scan(tf.constant(0, tf.int64), _plain(step))
-        .filter(_plain(lambda record, end: tf.logical_not(end)))
-        .map(_plain(lambda record, end: record))
+        .filter(_plain(lambda records, end: tf.logical_not(end)))
+        .map(_plain(lambda records, end: records))
     )
 
 
@@ -380,8 +388,8 @@ def _warn_damaged(message: Any) -> None:
 
 
 def _session_filter(prep: Prepared) -> Any:
-    """A predicate keeping records of the split's sessions; ``None`` when every
-    session of the dataset is in the split."""
+    """A map over parsed batches keeping the records of the split's sessions;
+    ``None`` when every session of the dataset is in the split."""
     import tensorflow as tf
 
     if prep.sessions >= prep.manifest.session_keys():
@@ -393,7 +401,12 @@ def _session_filter(prep: Prepared) -> Any:
         ),
         default_value=0,
     )
-    return _plain(lambda rec: table.lookup(rec[schema.FEATURE_SESSION]) > 0)
+
+    def keep(rec: Any) -> Any:
+        wanted = table.lookup(rec[schema.FEATURE_SESSION]) > 0
+        return {k: tf.boolean_mask(v, wanted) for k, v in rec.items()}
+
+    return _plain(keep)
 
 
 def _parser(radius: int) -> Any:

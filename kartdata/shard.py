@@ -395,10 +395,10 @@ class StratumWriters:
             )
         shard.write(record, row)
         self.records += 1
+        if self._pause is not None and self.records == self._pause[0]:
+            _pause_forever(self._pause[1])  # with this shard still open: mid-write
         if shard.raw_bytes >= self.target_bytes:
             self.finished.append(self._open.pop(stratum).close())
-        if self._pause is not None and self.records == self._pause[0]:
-            _pause_forever(self._pause[1])
 
     def close(self) -> list[ShardInfo]:
         """Finish every open shard; returns all shards this writer completed."""

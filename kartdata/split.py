@@ -5,14 +5,20 @@ a per-frame split would leak validation frames into training. Membership is a
 pure function of the session key (a salted hash against a fraction, or explicit
 lists), so the same dataset splits the same way on every machine and every run,
 and a session added later does not move the others.
+
+Users name sessions by what they know: a key, a unique key prefix, or the
+recording's name (the session directory, or a recording file's name or stem).
+Names reach :func:`assign` as an alias map built from the manifest
+(:func:`recording_aliases`), so ``assign`` stays a pure function of its inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import PurePosixPath
+from typing import Any, Literal
 
 from kartdata.errors import DatasetError
 
@@ -28,7 +34,8 @@ class SplitConfig:
     With neither list given, a session is in ``val`` when the salted hash of
     its key falls below ``val_fraction``. With ``val_sessions`` given, exactly
     those are in ``val`` and ``train`` is ``train_sessions`` (or every other
-    session). Sessions may be named by key or by a unique key prefix.
+    session). Sessions may be named by key, by the recording's name (with the
+    aliases of :func:`recording_aliases`) or by a unique key prefix.
     """
 
     val_fraction: float = 0.1
@@ -54,17 +61,43 @@ def hash_fraction(key: str, salt: str = "") -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def assign(keys: Iterable[str], config: SplitConfig = SplitConfig()) -> dict[str, str]:
+def recording_name(source: str) -> str:
+    """A readable name for a session: the last part of where it was read from
+    (``/data/rec/s3`` → ``s3``; ``/data/ctr/run_07.npy`` → ``run_07.npy``)."""
+    return PurePosixPath(str(source).rstrip("/")).name or str(source)
+
+
+def recording_aliases(sessions: Iterable[Any]) -> dict[str, tuple[str, ...]]:
+    """Recording name → the session keys recorded under it, from a manifest's
+    sessions (anything with ``key`` and ``source``). A file's stem names it too
+    (``run_07`` as well as ``run_07.npy``). A name with several keys (two
+    recordings in different folders with one name) is ambiguous; naming it
+    in a split is an error, never a guess."""
+    out: dict[str, list[str]] = {}
+    for s in sessions:
+        name = recording_name(s.source)
+        for alias in dict.fromkeys((name, PurePosixPath(name).stem)):
+            if alias and s.key not in out.setdefault(alias, []):
+                out[alias].append(s.key)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def assign(
+    keys: Iterable[str],
+    config: SplitConfig = SplitConfig(),
+    aliases: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, str]:
     """Session key → ``train``, ``val`` or ``unused`` (only with explicit lists
-    that leave a session out of both)."""
+    that leave a session out of both). ``aliases`` maps recording names to
+    keys (:func:`recording_aliases`) so the lists may name recordings."""
     keys = list(keys)
     if config.val_sessions is None and config.train_sessions is None:
         return {
             k: "val" if hash_fraction(k, config.salt) < config.val_fraction else "train"
             for k in keys
         }
-    val = _resolve(config.val_sessions, keys, "val_sessions")
-    train = _resolve(config.train_sessions, keys, "train_sessions")
+    val = _resolve(config.val_sessions, keys, "val_sessions", aliases or {})
+    train = _resolve(config.train_sessions, keys, "train_sessions", aliases or {})
     both = (val or set()) & (train or set())
     if both:
         raise DatasetError(f"sessions in both train and val lists: {sorted(both)}")
@@ -79,23 +112,47 @@ def assign(keys: Iterable[str], config: SplitConfig = SplitConfig()) -> dict[str
     return out
 
 
-def sessions_in(keys: Iterable[str], split: str, config: SplitConfig = SplitConfig()) -> set[str]:
+def sessions_in(
+    keys: Iterable[str],
+    split: str,
+    config: SplitConfig = SplitConfig(),
+    aliases: Mapping[str, Iterable[str]] | None = None,
+) -> set[str]:
     """The session keys that belong to ``split``."""
     name = normalize_split(split)
-    table = assign(keys, config)
+    table = assign(keys, config, aliases)
     if name == "all":
         return set(table)
     return {k for k, s in table.items() if s == name}
 
 
-def _resolve(names: Iterable[str] | None, keys: list[str], what: str) -> set[str] | None:
+def _resolve(
+    names: Iterable[str] | None,
+    keys: list[str],
+    what: str,
+    aliases: Mapping[str, Iterable[str]],
+) -> set[str] | None:
+    """Each name → one key: an exact key first, then a recording name, then a
+    unique key prefix."""
     if names is None:
         return None
+    present = set(keys)
     out: set[str] = set()
     for name in names:
-        matches = [k for k in keys if k == name] or [k for k in keys if k.startswith(name)]
+        if name in present:
+            out.add(name)
+            continue
+        named = [k for k in aliases.get(name, ()) if k in present]
+        if len(named) > 1:
+            raise DatasetError(
+                f"{what}: {name!r} names {len(named)} recordings ({', '.join(sorted(named))}); "
+                "name the session by key instead"
+            )
+        matches = named or [k for k in keys if k.startswith(name)]
         if not matches:
-            raise DatasetError(f"{what}: no session with key {name!r} in the dataset")
+            raise DatasetError(
+                f"{what}: no session with key or recording name {name!r} in the dataset"
+            )
         if len(matches) > 1:
             raise DatasetError(
                 f"{what}: {name!r} matches {len(matches)} sessions; give more of the key"

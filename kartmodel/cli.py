@@ -47,7 +47,8 @@ def train(
     augment: bool = typer.Option(True, "--augment/--no-augment"),
     val_fraction: float = typer.Option(0.1, help="Share of sessions held out (by hash)."),
     val_sessions: str = typer.Option(
-        None, help="Comma-separated session keys (or prefixes) held out instead."
+        None,
+        help="Comma-separated sessions held out instead: keys, key prefixes or recording names.",
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     seed: int = typer.Option(None, help="Seed weights, data order and augmentation."),

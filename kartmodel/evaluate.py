@@ -2,7 +2,8 @@
 
 Streams the dataset through the same loader as training (no augmentation, no
 balancing: the recorded mix), with each example's session key, so a model that
-drives one track well and another badly shows it.
+drives one track well and another badly shows it. Sessions are identified by
+key; each also carries its recording's name (``name``) for people to read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from kartdata.errors import ModelError
 from kartdata.load import build, dataset_errors, prepare
 from kartdata.schema import FEATURE_SESSION
+from kartdata.split import recording_name
 from kartmodel import losses
 from kartmodel.config import TrainConfig
 from kartmodel.metrics import Totals, batch_stats
@@ -105,6 +107,7 @@ def evaluate(
         raise ModelError(f"{dataset}: split {split!r} gave no examples to evaluate")
     for t in per_session.values():
         overall.merge(t)
+    names = {s.key: recording_name(s.source) for s in prep.manifest.sessions}
     result = Evaluation(
         str(run.path),
         str(dataset),
@@ -112,7 +115,7 @@ def evaluate(
         which,
         row.get("epoch"),
         _summary(overall),
-        {k: _summary(t) for k, t in sorted(per_session.items())},
+        {k: {"name": names.get(k, k), **_summary(t)} for k, t in sorted(per_session.items())},
     )
     if save:
         out = run.path / EVAL_DIR
@@ -137,17 +140,20 @@ _COLUMNS = (
 def format_table(ev: Evaluation) -> str:
     cols = [c for c in _COLUMNS if c[0] in ev.overall]
     width = max([len(k) for k in ev.sessions] + [7]) + 2
-    lines = [f"{'session':<{width}}" + "".join(f"{h:>11}" for _, h, _ in cols)]
+    names = {k: str(m.get("name", "")) for k, m in ev.sessions.items()}
+    name_width = max([len(n) for n in names.values()] + [4]) + 2
+    head = f"{'session':<{width}}{'name':<{name_width}}"
+    lines = [head + "".join(f"{h:>11}" for _, h, _ in cols)]
 
-    def line(name: str, m: dict[str, Any]) -> str:
+    def line(key: str, name: str, m: dict[str, Any]) -> str:
         cells = []
-        for key, _, fmt in cols:
-            v = m.get(key)
+        for col, _, fmt in cols:
+            v = m.get(col)
             cells.append(f"{'-' if v is None else fmt.format(v):>11}")
-        return f"{name:<{width}}" + "".join(cells)
+        return f"{key:<{width}}{name:<{name_width}}" + "".join(cells)
 
-    lines += [line(k, m) for k, m in ev.sessions.items()]
-    lines.append(line("overall", ev.overall))
+    lines += [line(k, names[k], m) for k, m in ev.sessions.items()]
+    lines.append(line("overall", "", ev.overall))
     conf = ev.overall.get("confusion")
     if conf:
         lines.append("")

@@ -231,8 +231,8 @@ def sim_ablation(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo"), "--out", help="Directory for everything it makes."),
-    rounds: int = typer.Option(1, help="Learner-driven (DAgger) rounds after the offline one."),
-    tracks: int = typer.Option(10, help="Tracks per recording kind (expert, perturbed, round)."),
+    rounds: int = typer.Option(2, help="Learner-driven (DAgger) rounds after the offline one."),
+    tracks: int = typer.Option(8, help="Tracks per recording kind (expert, perturbed, round)."),
     steps: int = typer.Option(1000, help="Simulator steps per recorded track."),
     eval_seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
     epochs: int = typer.Option(4, help="Training epochs per round."),

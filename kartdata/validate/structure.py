@@ -96,6 +96,7 @@ def _native(source: NativeSession, meta: SessionMeta) -> Structure:
             st.issues.append(error(CHECK, f"{path}: not UTF-8 text ({e})"))
             st.unusable = True
             return st
+    root = str(source.path)
     for line, text in lines:
         where = f"{path}:{line}"
         if not text.endswith("\n"):
@@ -144,14 +145,14 @@ def _native(source: NativeSession, meta: SessionMeta) -> Structure:
             st.issues.append(error("controls", f"{where}: {e}", frame=index, line=line))
             continue
         row_tags = tuple(t for t in (row.get("tags") or "").split(TAG_SEPARATOR) if t)
-        img = source.path / name
+        img = os.path.join(root, name)  # a str: pathlib costs more than the row's parse
         st.frames.append(
             Frame(
                 index=index,
                 t_ns=t_ns,
                 pad=pad,
                 tags=tuple(dict.fromkeys(tuple(meta.tags) + row_tags)),
-                where=str(img),
+                where=img,
                 line=line,
                 _load=_file_loader(img, index),
             )
@@ -160,10 +161,10 @@ def _native(source: NativeSession, meta: SessionMeta) -> Structure:
     return st
 
 
-def _file_loader(path: Path, index: int) -> Callable[[], np.ndarray]:
+def _file_loader(path: str, index: int) -> Callable[[], np.ndarray]:
     from kartdata.validate.features import decode_file
 
-    return lambda: decode_file(str(path), index)
+    return lambda: decode_file(path, index)
 
 
 def _files(root: Path, referenced: set[str], st: Structure) -> None:

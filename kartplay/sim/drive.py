@@ -71,7 +71,7 @@ class DriveReport:
             ],
             "model_mean": round(self.model_mean, 2),
             "expert_mean": round(self.expert_mean, 2) if self.expert else None,
-            "ratio": round(self.ratio, 4) if self.expert else None,
+            "ratio": round(self.ratio, 4) if np.isfinite(self.ratio) else None,
             "gif": str(self.gif) if self.gif else None,
             "plot": str(self.plot) if self.plot else None,
         }

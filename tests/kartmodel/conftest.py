@@ -11,4 +11,4 @@ from model_datasets import make_dataset
 @pytest.fixture(scope="package")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four 120-frame synthetic sessions at 160x120; ``s3`` is held out."""
-    return make_dataset(tmp_path_factory.mktemp("kartmodel") / "ds", sessions=4, frames=120)
+    return make_dataset(tmp_path_factory.mktemp("kartmodel"), sessions=4, frames=120)

@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_datasets import frame
+from model_datasets import frame, key_of
 
 from kartdata.errors import KartError, ModelError
 from kartdata.preprocess import preprocess
 from kartmodel.config import DataOptions, TrainConfig
-from kartmodel.evaluate import evaluate
+from kartmodel.evaluate import evaluate, format_table
 from kartmodel.export import ARTIFACT_FILE, export, load_artifact
 from kartmodel.run import Run
 from kartmodel.train import TrainResult, train
@@ -115,16 +115,25 @@ def test_export_formats_agree(trained: TrainResult, tmp_path: Path) -> None:
 
 
 def test_evaluate_per_session_and_overall(trained: TrainResult, dataset: Path) -> None:
+    keys = {name: key_of(dataset, name) for name in ("s0", "s1", "s2", "s3")}
     ev = evaluate(trained.run, str(dataset), split="all")
-    assert sorted(ev.sessions) == ["s0", "s1", "s2", "s3"]
+    # sessions are identified by key and carry their recording's name
+    assert sorted(ev.sessions) == sorted(keys.values())
+    assert {m["name"]: k for k, m in ev.sessions.items()} == keys
     assert ev.overall["examples"] == 480
     assert sum(s["examples"] for s in ev.sessions.values()) == 480
     counts = np.array(ev.overall["confusion"]["counts"])
     assert counts.sum() == 480
     saved = json.loads((trained.run / "eval" / "ds-all-best.json").read_text())
-    assert saved["sessions"]["s3"]["balanced_accuracy"] == ev.sessions["s3"]["balanced_accuracy"]
+    s3 = saved["sessions"][keys["s3"]]
+    assert s3["name"] == "s3"
+    assert s3["balanced_accuracy"] == ev.sessions[keys["s3"]]["balanced_accuracy"]
+    table = format_table(ev).splitlines()
+    assert table[0].split()[:2] == ["session", "name"]
+    assert {tuple(line.split()[:2]) for line in table[1:5]} == {(k, n) for n, k in keys.items()}
+    # "s3" given to training as a recording name held out exactly that session
     val = evaluate(trained.run, str(dataset), split="val", save=False)
-    assert list(val.sessions) == ["s3"]
+    assert list(val.sessions) == [keys["s3"]]
     assert val.overall["loss"] == pytest.approx(trained.best["val_loss"], rel=1e-4)
 
 

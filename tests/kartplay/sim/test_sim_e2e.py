@@ -32,7 +32,11 @@ def tool(name: str, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.Comple
     return p
 
 
-def test_record_shard_train_drive_and_learner_record(tmp_path: Path) -> None:
+def test_record_shard_train_drive_and_learner_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The verdict store goes under the test's directory, not the user's cache.
+    monkeypatch.setenv("KARTKIT_CACHE", str(tmp_path / "cache"))
     rec, ds, run = tmp_path / "rec", tmp_path / "ds", tmp_path / "run"
     steps = 120
     out = tool("kartplay", "sim", "record", "--out", str(rec), "--seeds", "1-2",
