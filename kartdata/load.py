@@ -190,6 +190,15 @@ def build(prep: Prepared) -> Any:
     compression = prep.manifest.encoding.compression
     session_filter = _session_filter(prep)
     parse = _parser(radius)
+    # Every field carried past the unbatch costs per record, so only what the
+    # batches need goes on.
+    fields = (schema.FEATURE_IMAGE, schema.FEATURE_CONTEXT, *(_META if cfg.with_meta else ()))
+
+    def per_batch(records: Any) -> Any:
+        rec = parse(records)
+        if session_filter is not None:
+            rec = session_filter(rec)
+        return {k: rec[k] for k in fields}
 
     def stream(items: Sequence[tuple[ShardInfo, int]], repeat: bool, salt: int) -> Any:
         paths = [fs.join(prep.root, s.path) for s, _ in items]
@@ -204,14 +213,12 @@ def build(prep: Prepared) -> Any:
         # fraction per record of what they cost one record at a time, and run
         # on the interleave's parallel threads.
         batches = files.interleave(
-            _plain(lambda p, n: _read_shard(p, n, compression, cfg.on_error).map(parse)),
+            _plain(lambda p, n: _read_shard(p, n, compression, cfg.on_error).map(per_batch)),
             cycle_length=max(1, min(cfg.cycle_length, len(paths))),
             block_length=1,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=cfg.deterministic,
         )
-        if session_filter is not None:
-            batches = batches.map(session_filter)
         return batches.unbatch()
 
     if prep.balanced:
