@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from xvfb import xvfb
 
 from kartdata import synth
 
@@ -86,40 +86,17 @@ class XDisplay:
             if p.poll() is None:
                 p.kill()
             p.wait()
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture
 def xdisplay() -> Iterator[XDisplay]:
-    """Xvfb on a free display number (``-displayfd``: the server writes its
-    number to a pipe once it accepts connections, so no polling or guessing)."""
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is not installed (scripts/setup.sh installs Debian xvfb)")
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    # read up to the newline: the server writes the number and the newline
-    # separately and dies if the pipe is closed in between
-    text, deadline = b"", time.monotonic() + 30
-    while not text.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
-        chunk = os.read(r, 64) if ready else b""
-        if not chunk:
-            break
-        text += chunk
-    os.close(r)
-    number = text.decode().strip() if text.endswith(b"\n") else ""
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not report a display number within 30 s")
-    xd = XDisplay(f":{number}", proc)
+    """A private Xvfb on a free display number."""
     try:
-        yield xd
-    finally:
-        xd.close()
+        with xvfb() as (proc, name):
+            xd = XDisplay(name, proc)
+            try:
+                yield xd
+            finally:
+                xd.close()
+    except RuntimeError as e:
+        pytest.fail(str(e))

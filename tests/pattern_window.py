@@ -27,7 +27,8 @@ def main() -> None:
     # the validator's frozen-frame check); the top half keeps the pattern
     noise = sys.argv[6:7] == ["noise"]
     os.environ["SDL_VIDEO_WINDOW_POS"] = f"{x},{y}"
-    os.environ.setdefault("SDL_VIDEODRIVER", "x11")
+    # forced: a test process that used a gamepad has SDL_VIDEODRIVER=dummy set
+    os.environ["SDL_VIDEODRIVER"] = "x11"
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ["PYGAME_HIDE_SUPPORT_PROMPT"] = "1"
     import pygame

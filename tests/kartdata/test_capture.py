@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from xvfb import poll
 
 from kartdata.capture import (
     CaptureError,
@@ -26,15 +25,6 @@ def assert_pattern(img: np.ndarray) -> None:
     assert (img[: h // 2, w // 2 :] == GREEN).all()
     assert (img[h // 2 :, : w // 2] == BLUE).all()
     assert (img[h // 2 :, w // 2 :] == WHITE).all()
-
-
-def poll(fn, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        v = fn()
-        if (v is not None and v is not False) or time.monotonic() > deadline:
-            return v
-        time.sleep(0.02)
 
 
 def test_region_parse_and_split() -> None:

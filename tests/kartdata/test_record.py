@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from xvfb import poll
 
 from kartdata.capture import Region, ScreenCapture, find_window, find_window_id
 from kartdata.inputs import Controls, Gamepad, VirtualPad
@@ -25,15 +26,6 @@ from kartdata.sources.native import NativeSession, TornRowWarning
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 KARTDATA = [sys.executable, "-m", "kartdata.cli"]
-
-
-def poll(fn, timeout_s: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        v = fn()
-        if (v is not None and v is not False) or time.monotonic() > deadline:
-            return v
-        time.sleep(0.02)
 
 
 def rows(session: Path) -> list[dict[str, str]]:

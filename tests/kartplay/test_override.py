@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
+from xvfb import poll
 
 from kartdata.inputs import Gamepad, VirtualPad
 from kartdata.schema import RECOVERY_TAG, Pad
@@ -27,15 +27,6 @@ class ConstantAI:
     def step(self, controller: int, timeout: float) -> Pad | None:
         self.steps += 1
         return AI_PAD
-
-
-def poll(fn, timeout_s: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        v = fn()
-        if (v is not None and v is not False) or time.monotonic() > deadline:
-            return v
-        time.sleep(0.01)
 
 
 class CountingFrames:

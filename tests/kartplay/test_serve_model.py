@@ -30,6 +30,8 @@ from kartplay.policy import Policy, PolicyConfig
 TITLE = "kartkit serve test"
 WINDOW = Region(40, 30, 160, 120)  # where conftest's pattern window sits
 RED = Region(40, 30, 80, 60)  # its top-left quadrant
+#: Its four solid quadrants: red, green, blue, white.
+QUADRANTS = [RED, Region(120, 30, 80, 60), Region(40, 90, 80, 60), Region(120, 90, 80, 60)]
 #: The tiny model's outputs are about ±0.05; a button threshold inside that
 #: range makes the served buttons depend on the model too.
 THRESHOLD = 0.3
@@ -158,12 +160,23 @@ def status_numbers(line: str) -> dict[str, float]:
 
 
 def test_serve_model_free_run_serves_the_policy_for_the_screen(artifact: Path, screen: Any) -> None:
-    want = expected_pad(artifact, screen.name, RED)
+    # The test only shows the capture reaches the model if the region matters:
+    # serve a quadrant whose pad differs from the whole window's.
     other = expected_pad(artifact, screen.name, WINDOW)
-    # the test only shows the capture reaches the model if the region matters
-    assert not same_pad(want, other), (want, other)
+    candidates = [expected_pad(artifact, screen.name, q) for q in QUADRANTS]
+    differing = [i for i, pad in enumerate(candidates) if not same_pad(pad, other)]
+    assert differing, (candidates, other)
+    region, want = QUADRANTS[differing[0]], candidates[differing[0]]
     serve = Serve(
-        [str(artifact), "--region", str(RED), "--port", "0", "--button-threshold", str(THRESHOLD)],
+        [
+            str(artifact),
+            "--region",
+            str(region),
+            "--port",
+            "0",
+            "--button-threshold",
+            str(THRESHOLD),
+        ],
         screen.env,
     )
     try:

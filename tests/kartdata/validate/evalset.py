@@ -11,7 +11,6 @@ frames paste a captured program window over a game frame.
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import subprocess
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from xvfb import xvfb
 
 from kartdata.capture import Region, ScreenCapture, find_window
 from kartdata.schema import Pad, SessionMeta
@@ -267,31 +267,7 @@ def rates(labels: set[int], flagged: set[int], n: int) -> tuple[float, float, fl
 
 
 @contextmanager
-def xvfb(size: str = "800x600x24") -> Iterator[dict[str, str]]:
-    """A private Xvfb on a free display number (``-displayfd``); yields an
-    environment whose ``DISPLAY`` points at it."""
-    if shutil.which("Xvfb") is None:
-        raise RuntimeError("Xvfb is not installed (scripts/setup.sh installs Debian xvfb)")
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-screen", "0", size, "-nolisten", "tcp"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    text, deadline = b"", time.monotonic() + 30
-    while not text.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
-        chunk = os.read(r, 64) if ready else b""
-        if not chunk:
-            break
-        text += chunk
-    os.close(r)
-    try:
-        if not text.endswith(b"\n"):
-            raise RuntimeError("Xvfb did not report a display number within 30 s")
-        yield {**os.environ, "DISPLAY": f":{text.decode().strip()}"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def xvfb_env(size: str = "800x600x24") -> Iterator[dict[str, str]]:
+    """An environment whose ``DISPLAY`` is a private Xvfb."""
+    with xvfb(size) as (_, name):
+        yield {**os.environ, "DISPLAY": name}

@@ -15,7 +15,7 @@ from . import evalset as ev
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory: pytest.TempPathFactory) -> list[ev.Labelled]:
     rng = np.random.default_rng(7)
-    with ev.xvfb() as env:
+    with ev.xvfb_env() as env:
         desk = ev.capture_desktop(env, rng)
     assert len(desk.whole) >= 40 and len(desk.windows) == 6
     root = tmp_path_factory.mktemp("desktop-eval")
