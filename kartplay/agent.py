@@ -12,9 +12,7 @@ The server asks in one of two ways:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from kartdata.schema import Pad
@@ -101,28 +99,6 @@ class LatestPads:
             return self.wanted[controller]
 
 
-@dataclass
-class LoopStats:
-    """What the status line shows."""
-
-    steps: int = 0
-    started: float = field(default_factory=time.monotonic)
-    last_latency_ms: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    source: str = "ai"
-
-    def record(self, latency_ms: float, source: str) -> None:
-        self.steps += 1
-        self.last_latency_ms = latency_ms
-        self.source = source
-        self.latencies_ms.append(latency_ms)
-        if len(self.latencies_ms) > 600:
-            del self.latencies_ms[:300]
-
-    def fps(self) -> float:
-        return self.steps / max(1e-9, time.monotonic() - self.started)
-
-
 class AgentLoop:
     """Runs ``decide()`` (frame → pad) in its own thread and publishes to a
     :class:`LatestPads`.
@@ -134,7 +110,7 @@ class AgentLoop:
 
     def __init__(
         self,
-        decide: Callable[[], tuple[Pad, str]],
+        decide: Callable[[], Pad],
         *,
         controller: int = 0,
         lockstep: bool = False,
@@ -144,7 +120,6 @@ class AgentLoop:
         self.controller = controller
         self.lockstep = lockstep
         self.mailbox = mailbox or LatestPads()
-        self.stats = LoopStats()
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kartplay-agent", daemon=True)
@@ -166,10 +141,7 @@ class AgentLoop:
                     if wanted <= seen:
                         continue
                     seen = wanted
-                t0 = time.perf_counter()
-                pad, source = self.decide()
-                self.stats.record((time.perf_counter() - t0) * 1e3, source)
-                self.mailbox.publish(self.controller, pad)
+                self.mailbox.publish(self.controller, self.decide())
         except BaseException as e:  # surfaced by the CLI's status loop
             self.error = e
 

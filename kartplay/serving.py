@@ -187,7 +187,7 @@ class ModelAgent:
         self.steps = 0
         self.no_frame = False
 
-    def __call__(self) -> tuple[Pad, str]:
+    def __call__(self) -> Pad:
         if self.period:
             delay = self._next - time.monotonic()
             if delay > 0:
@@ -199,13 +199,13 @@ class ModelAgent:
             # kart instead of replaying a stale decision; look again shortly
             self.no_frame = True
             time.sleep(0.05)
-            return NEUTRAL, "no window"
+            return NEUTRAL
         self.no_frame = False
         t0 = time.perf_counter()
         pad = self.policy.act(frame)
         self.inference_ms.append((time.monotonic(), (time.perf_counter() - t0) * 1e3))
         self.steps += 1
-        return pad, "ai"
+        return pad
 
 
 def load_policy(opts: ServeOptions, frame_shape: tuple[int, int]) -> Any:

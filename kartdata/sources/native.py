@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kartdata import fs
 from kartdata.errors import SourceError
 from kartdata.schema import (
     CONTROL_COLUMNS,
@@ -182,7 +183,9 @@ class SessionWriter:
         if (self.path / SESSION_FILE).exists() or (self.path / CONTROLS_FILE).exists():
             raise SourceError(f"{self.path}: a session already exists here; refusing to overwrite")
         (self.path / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path / SESSION_FILE, json.dumps(meta.to_json(), indent=2) + "\n")
+        fs.atomic_write(
+            str(self.path / SESSION_FILE), (json.dumps(meta.to_json(), indent=2) + "\n").encode()
+        )
         self._fd = os.open(self.path / CONTROLS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(self._fd, (",".join(CONTROL_COLUMNS) + "\n").encode())
         self._next = 0
@@ -246,7 +249,7 @@ class SessionWriter:
         header, rows = lines[0], lines[1:]
         keep, drop = rows[: max(0, len(rows) - n)], rows[max(0, len(rows) - n) :]
         os.close(self._fd)
-        _atomic_write(table, header + "".join(keep))
+        fs.atomic_write(str(table), (header + "".join(keep)).encode())
         self._fd = os.open(table, os.O_WRONLY | os.O_APPEND)
         for r in drop:
             idx = int(r.split(",", 1)[0])
@@ -279,15 +282,6 @@ def encode_image(image: np.ndarray, image_format: str = "png") -> bytes:
     else:
         Image.fromarray(image).save(buf, format="JPEG", quality=95)
     return buf.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _replace_created(meta: SessionMeta) -> SessionMeta:

@@ -4,6 +4,7 @@ and manual override / correction recording driven by SDL virtual joysticks."""
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from xvfb import poll as _poll
 
 from kartdata.capture import Region, ScreenCapture
 from kartdata.schema import RECOVERY_TAG
@@ -36,6 +38,8 @@ QUADRANTS = [RED, Region(120, 30, 80, 60), Region(40, 90, 80, 60), Region(120, 9
 #: range makes the served buttons depend on the model too.
 THRESHOLD = 0.3
 REPO = Path(__file__).resolve().parents[2]
+#: Waits here cover a model loading in a subprocess: 30 s, not the default.
+poll = functools.partial(_poll, timeout_s=30.0)
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +85,6 @@ def same_pad(got: dict[str, int], want: dict[str, int]) -> bool:
     return {k: v for k, v in got.items() if k not in axes} == {
         k: v for k, v in want.items() if k not in axes
     }
-
-
-def poll(fn: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.02)
 
 
 def get(port: int, controller: int = 0, timeout: float = 10.0) -> dict[str, int]:

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Not importorskip: CI installs the ray extra, and a missing Ray must fail, not skip.
+import ray
 from typer.testing import CliRunner
 
 from kartdata import synth
@@ -19,8 +22,6 @@ from kartdata.manifest import Encoding, Manifest, orphans, verify
 from kartdata.schema import decode_record
 from kartdata.shard import ShardConfig, shard
 from kartdata.tfrecord import read_records
-
-ray = pytest.importorskip("ray")
 
 SMALL = Encoding(max_width=80, max_height=60)
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from xvfb import poll as xvfb_poll
 from xvfb import xvfb
 
 from kartdata.capture import Region, ScreenCapture, find_window
@@ -53,13 +53,10 @@ def sim_frames(n: int, seed: int, every: int = 2, warmup: int = 0) -> np.ndarray
 
 
 def poll(fn: Callable[[], object], timeout_s: float = 20.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = fn()
-        if v is not None and v is not False:
-            return v
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout_s} s")
+    v = xvfb_poll(fn, timeout_s, interval_s=0.05)
+    if v is None or v is False:
+        raise TimeoutError(f"{what} not met within {timeout_s} s")
+    return v
 
 
 @dataclass
