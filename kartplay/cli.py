@@ -133,6 +133,10 @@ def sim_record(
     push_s: float = typer.Option(0.25, help="Length of one push (s)."),
     strength: float = typer.Option(0.5, help="Steer of a push, 0..1."),
     settle_s: float = typer.Option(1.0, help="Correction after a push tagged recovery (s)."),
+    overspeed: float = typer.Option(
+        0.0, help="Share of pushes that hold the gas instead of steering (too fast into a bend)."
+    ),
+    overspeed_s: float = typer.Option(1.5, help="Length of an overspeed push (s)."),
     policy: str = typer.Option(
         None, help="Exported model that drives while the expert labels (DAgger)."
     ),
@@ -147,7 +151,14 @@ def sim_record(
     config = RecordConfig(
         steps=steps,
         every=every,
-        perturb=PerturbConfig(rate=perturb, push_s=push_s, strength=strength, settle_s=settle_s),
+        perturb=PerturbConfig(
+            rate=perturb,
+            push_s=push_s,
+            strength=strength,
+            settle_s=settle_s,
+            overspeed=overspeed,
+            overspeed_s=overspeed_s,
+        ),
         policy=policy,
         seed=schedule_seed,
     )

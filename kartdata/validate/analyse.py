@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,7 @@ from kartdata.schema import STEERING_CLASSES, SessionMeta
 from kartdata.sources.base import Frame, Source
 from kartdata.validate import classmix, controls, desktop, images, structure, timing
 from kartdata.validate.config import ValidateConfig
-from kartdata.validate.features import Features, make_executor, session_features
+from kartdata.validate.features import Features, PendingFeatures, make_executor, start_features
 from kartdata.validate.issues import Issue, error
 
 #: Reason given to a frame whose image file is missing.
@@ -84,13 +85,19 @@ def _analyse(
     reasons: list[list[str | None]] = []
     executor = make_executor(cfg.workers)
     try:
+        # A session's frames are handed to the workers before the previous
+        # session's are collected, so the workers decode while this process
+        # reads the next controls table and runs the table checks.
+        pending: _Pending | None = None
         for src in sources:
             if progress:
                 progress(str(src.path))
-            res, f, r = _one(src, cfg, executor)
-            results.append(res)
-            feats.append(f)
-            reasons.append(r)
+            started = _start(src, cfg, executor)
+            if pending is not None:
+                _collect(pending, cfg, results, feats, reasons)
+            pending = started
+        if pending is not None:
+            _collect(pending, cfg, results, feats, reasons)
     finally:
         if executor is not None:
             executor.shutdown()
@@ -100,9 +107,18 @@ def _analyse(
     return results
 
 
-def _one(
-    src: Source, cfg: ValidateConfig, executor: object
-) -> tuple[SessionResult, Features, list[str | None]]:
+@dataclass(slots=True)
+class _Pending:
+    """A session whose frames are being decoded."""
+
+    result: SessionResult
+    structure: structure.Structure
+    features: PendingFeatures | None
+
+
+def _start(src: Source, cfg: ValidateConfig, executor: Executor | None) -> _Pending:
+    """Read the structure, hand the frames to the decoders, and run the checks
+    that need only the controls table while they decode."""
     st = structure.read_structure(src)
     try:
         key: str | None = src.key
@@ -117,22 +133,40 @@ def _one(
     res.frames = len(frames)
     res.frame_refs = {f.index: f for f in frames}
     if st.meta is None or not frames:
-        return res, Features.empty(), []
-    f = session_features(frames, executor)  # type: ignore[arg-type]
-    r = images.image_reasons(f, st.meta.width, st.meta.height, cfg.images)
-    for k, idx in enumerate(f.index):
-        if r[k] == images.CORRUPT and int(idx) in st.missing:
-            r[k] = MISSING
+        return _Pending(res, st, None)
+    pending = start_features(frames, executor)
     where = str(src.path)
     res.issues += controls.check_controls(where, frames, cfg.controls)
     t_issues, res.rate = timing.check_timing(where, frames, st.meta.fps, cfg.timing)
     res.issues += t_issues
     res.steering = classmix.steering_histogram(frames, cfg.controls.thresholds)
     res.issues += classmix.check_mix(where, res.steering, cfg.controls.dominant_share)
+    return _Pending(res, st, pending)
+
+
+def _collect(
+    p: _Pending,
+    cfg: ValidateConfig,
+    results: list[SessionResult],
+    feats: list[Features],
+    reasons: list[list[str | None]],
+) -> None:
+    res, st = p.result, p.structure
+    results.append(res)
+    if p.features is None or st.meta is None:
+        feats.append(Features.empty())
+        reasons.append([])
+        return
+    f = p.features.result()
+    r = images.image_reasons(f, st.meta.width, st.meta.height, cfg.images)
+    for k, idx in enumerate(f.index):
+        if r[k] == images.CORRUPT and int(idx) in st.missing:
+            r[k] = MISSING
     for k, msg in enumerate(f.error):
         if msg is not None and r[k] == images.CORRUPT:
             res.issues.append(error("images", msg, frame=int(f.index[k])))
-    return res, f, r
+    feats.append(f)
+    reasons.append(r)
 
 
 def _desktop(

@@ -19,7 +19,7 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 
@@ -293,9 +293,11 @@ def describe(samples: np.ndarray) -> Described:
 # ---------------------------------------------------------------------------
 
 
-def _features(
-    items: Sequence[tuple[int, Callable[[], np.ndarray]]],
-) -> tuple[Features, np.ndarray | None, np.ndarray | None]:
+#: Features of a run of frames, with its first and last thumbnails.
+Part = tuple[Features, np.ndarray | None, np.ndarray | None]
+
+
+def _features(items: Sequence[tuple[int, Callable[[], np.ndarray]]]) -> Part:
     """Features of consecutive frames, plus the first and last thumbnails so that
     a caller joining runs can continue the frozen check across their seam."""
     n = len(items)
@@ -342,9 +344,7 @@ class _FileLoad:
         return decode_file(self.path, self.index)
 
 
-def _file_chunk(
-    chunk: list[tuple[int, str]],
-) -> tuple[Features, np.ndarray | None, np.ndarray | None]:
+def _file_chunk(chunk: list[tuple[int, str]]) -> Part:
     """Worker entry point: only paths cross the process boundary."""
     return _features([(i, _FileLoad(p, i)) for i, p in chunk])
 
@@ -381,21 +381,36 @@ def make_executor(workers: int) -> Executor | None:
 CHUNK = 48
 
 
-def session_features(frames: Sequence[Frame], executor: Executor | None) -> Features:
-    """Features of every frame of one session, in order."""
+class PendingFeatures:
+    """Features being computed by workers (or, without them, on :meth:`result`)."""
+
+    def __init__(self, futures: list[Future[Part]] | None, frames: Sequence[Frame]) -> None:
+        self._futures = futures
+        self._frames = frames
+
+    def result(self) -> Features:
+        if self._futures is not None:
+            return _join([f.result() for f in self._futures])
+        items: list[tuple[int, Callable[[], np.ndarray]]] = [
+            (f.index, _FileLoad(f.where, f.index) if file_backed(f) else f.image)
+            for f in self._frames
+        ]
+        return _features(items)[0]
+
+
+def start_features(frames: Sequence[Frame], executor: Executor | None) -> PendingFeatures:
+    """Start computing the features of one session's frames; workers decode
+    from paths, so only frames that are image files of their own go to them."""
     if frames and executor is not None and all(file_backed(f) for f in frames):
-        chunks = [
-            [(f.index, f.where) for f in frames[i : i + CHUNK]]
+        futures = [
+            executor.submit(_file_chunk, [(f.index, f.where) for f in frames[i : i + CHUNK]])
             for i in range(0, len(frames), CHUNK)
         ]
-        return _join(list(executor.map(_file_chunk, chunks)))
-    items: list[tuple[int, Callable[[], np.ndarray]]] = [
-        (f.index, _FileLoad(f.where, f.index) if file_backed(f) else f.image) for f in frames
-    ]
-    return _features(items)[0]
+        return PendingFeatures(futures, frames)
+    return PendingFeatures(None, frames)
 
 
-def _join(parts: list[tuple[Features, np.ndarray | None, np.ndarray | None]]) -> Features:
+def _join(parts: list[Part]) -> Features:
     for (_, _, last), (feats, first, _) in itertools.pairwise(parts):
         if last is not None and first is not None:
             feats.diff_prev[0] = float(np.abs(first - last).mean())

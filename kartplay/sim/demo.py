@@ -2,7 +2,7 @@
 
 ::
 
-    kartplay sim record   expert tracks, and tracks with pushes off the line
+    kartplay sim record   expert tracks, and tracks with mistakes the expert corrects
     kartdata validate     report (simulator frames are exact, so nothing is dropped)
     kartdata shard        one dataset, appended to by every round
     kartmodel train       a small CNN on the 96x96 observation
@@ -47,7 +47,10 @@ class DemoConfig:
     steps: int = 1000
     eval_steps: int = 1000
     every: int = 2
+    #: Mistakes per second in the perturbed recordings, and the share of them
+    #: that are overspeeds (see kartplay.sim.record).
     perturb: float = 0.5
+    overspeed: float = 0.3
     model: str = "sepnet"
     epochs: int = 4
     batch_size: int = 64
@@ -179,7 +182,11 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult
         )
 
     record("record expert", c.expert_seeds)
-    record("record perturbed", c.perturbed_seeds, "--perturb", str(c.perturb))
+    record(
+        "record perturbed",
+        c.perturbed_seeds,
+        *("--perturb", str(c.perturb), "--overspeed", str(c.overspeed)),
+    )
     stage("validate", "kartdata", "validate", str(rec), ok=(0, 1))
     train_and_drive("offline")
     for i, round_seeds in enumerate(c.dagger_seeds, start=1):

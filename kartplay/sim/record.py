@@ -5,12 +5,16 @@ Each step's 96x96 observation and the expert's action (as a pad, see
 seed. Three ways to drive while recording:
 
 - clean: the expert drives;
-- perturbed: now and then the car is pushed off its line (the expert's
-  steering is replaced by a hard random steer for a moment), then the expert
-  corrects. The frames from the push to the end of the correction are tagged
-  ``recovery``. The label is always what the expert *would* do in the frame
-  shown, never the injected steer, so pushes teach how to come back, not how
-  to leave the road;
+- perturbed: now and then the driver makes a mistake, then the expert
+  corrects. A mistake is either a push off the line (the expert's steering
+  replaced by a hard random steer for a moment) or, for a share of them, an
+  overspeed (gas held and brake released for a longer moment, so the car
+  arrives at the next bend too fast). The frames from the mistake to the end
+  of the correction are tagged ``recovery``. The label is always what the
+  expert *would* do in the frame shown, never the injected action, so mistakes
+  teach how to come back, not how to make them. Overspeed is there because
+  clean driving never shows the car above its target speed, so a clone that
+  misreads its speed has never seen the brake used to recover;
 - learner-driven (DAgger): a trained model drives through
   :class:`kartplay.policy.Policy` while the expert's actions are stored as the
   labels, every frame tagged ``recovery``. When the learner has been off the
@@ -40,20 +44,25 @@ GAME = "carracing"
 
 @dataclass(frozen=True, slots=True)
 class PerturbConfig:
-    """Pushes off the line: on average ``rate`` per second, each a steer of
-    ``strength`` (random side) held for ``push_s``; the next ``settle_s`` of
-    the expert's correction are tagged recovery too."""
+    """Mistakes: on average ``rate`` per second. A share ``overspeed`` of them
+    hold full gas and no brake for ``overspeed_s``; the others are a steer of
+    ``strength`` (random side) held for ``push_s``. The next ``settle_s`` of the
+    expert's correction are tagged recovery too."""
 
     rate: float = 0.0
     push_s: float = 0.25
     strength: float = 0.5
     settle_s: float = 1.0
+    overspeed: float = 0.0
+    overspeed_s: float = 1.5
 
     def __post_init__(self) -> None:
-        if self.rate < 0 or self.push_s <= 0 or self.settle_s < 0:
+        if self.rate < 0 or self.push_s <= 0 or self.settle_s < 0 or self.overspeed_s <= 0:
             raise KartError("perturbation rate, push and settle times must be non-negative")
         if not 0 < self.strength <= 1:
             raise KartError(f"perturbation strength {self.strength} is not in (0, 1]")
+        if not 0 <= self.overspeed <= 1:
+            raise KartError(f"overspeed share {self.overspeed} is not in [0, 1]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +193,7 @@ def record(
 
 
 class _PushSchedule:
-    """Replaces the expert's steer during pushes; says which steps are recovery."""
+    """Replaces the expert's action during mistakes; says which steps are recovery."""
 
     def __init__(self, c: PerturbConfig, rng: np.random.Generator) -> None:
         self.c = c
@@ -192,6 +201,7 @@ class _PushSchedule:
         self.push_left = 0
         self.settle_left = 0
         self.steer = 0.0
+        self.overspeeding = False
         # A push may start once the car is rolling (after the start-up zoom).
         self.quiet = round(FPS)
 
@@ -204,7 +214,9 @@ class _PushSchedule:
             return label, False
         if self.push_left == 0 and self.settle_left == 0:
             if self.rng.random() < -math.expm1(-c.rate / FPS):
-                self.push_left = max(1, round(c.push_s * FPS))
+                self.overspeeding = c.overspeed > 0 and bool(self.rng.random() < c.overspeed)
+                held = c.overspeed_s if self.overspeeding else c.push_s
+                self.push_left = max(1, round(held * FPS))
                 self.steer = c.strength * (1.0 if self.rng.random() < 0.5 else -1.0)
             else:
                 return label, False
@@ -213,7 +225,10 @@ class _PushSchedule:
             if self.push_left == 0:
                 self.settle_left = round(c.settle_s * FPS)
             applied = label.copy()
-            applied[0] = self.steer
+            if self.overspeeding:
+                applied[1], applied[2] = 1.0, 0.0
+            else:
+                applied[0] = self.steer
             return applied, True
         self.settle_left -= 1
         return label, True

@@ -66,6 +66,27 @@ def test_push_schedule_replaces_steer_and_tags_the_correction() -> None:
     assert label[0] == 0.1  # the label itself is never changed
 
 
+def test_overspeed_pushes_hold_the_gas_and_release_the_brake() -> None:
+    c = PerturbConfig(rate=5.0, push_s=0.1, overspeed=0.5, overspeed_s=0.3, settle_s=0.2)
+    push = _PushSchedule(c, np.random.default_rng(0))
+    label = np.array([0.1, 0.0, 0.8])  # the expert brakes: an overspeed push overrides it
+    seen = [push.apply(label) for _ in range(400)]
+    over = [a for a, _ in seen if a[1] == 1.0]
+    steer = [a for a, _ in seen if a[0] != 0.1]
+    assert over and all(a[0] == 0.1 and a[2] == 0.0 for a in over)
+    assert steer and all(a[1] == 0.0 and a[2] == 0.8 for a in steer)
+    # Runs of overspeed last overspeed_s (15 steps), steer pushes push_s (5 steps).
+    runs, n = [], 0
+    for a, _ in seen:
+        if a[1] == 1.0:
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    assert runs and all(r == 15 for r in runs)
+    assert label[1] == 0.0 and label[2] == 0.8
+
+
 def test_recorded_pads_replay_the_recorded_frames(tmp_path: Path) -> None:
     reports = record(tmp_path, [5], RecordConfig(steps=80), workers=1)
     assert reports[0].frames == 80 and reports[0].recovery_frames == 0
