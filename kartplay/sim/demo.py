@@ -50,7 +50,7 @@ class DemoConfig:
     #: Mistakes per second in the perturbed recordings, and the share of them
     #: that are overspeeds (see kartplay.sim.record).
     perturb: float = 0.5
-    overspeed: float = 0.3
+    overspeed: float = 0.5
     model: str = "sepnet"
     epochs: int = 4
     batch_size: int = 64
