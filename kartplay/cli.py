@@ -224,6 +224,9 @@ def sim_ablation(
     ),
     epochs: int = typer.Option(4),
     model: str = typer.Option("sepnet"),
+    train_seeds: str = typer.Option(
+        "1,2,3", help="Training seeds; each variant trains once per seed."
+    ),
 ) -> None:
     """Train with balance/recovery/smoothing on and off; print closed-loop scores."""
     from kartplay.sim.ablation import AblationConfig, run_ablation, table, variant_args
@@ -233,7 +236,16 @@ def sim_ablation(
     for v in names:
         variant_args(v)  # unknown names fail before any training
     rows = run_ablation(
-        AblationConfig(dataset, out, parse_seeds(seeds), steps, model, epochs, variants=names),
+        AblationConfig(
+            dataset,
+            out,
+            parse_seeds(seeds),
+            steps,
+            model,
+            epochs,
+            train_seeds=parse_seeds(train_seeds),
+            variants=names,
+        ),
         echo=lambda s: typer.echo(s, err=True),
     )
     typer.echo(table(rows))
