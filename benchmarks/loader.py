@@ -1,14 +1,23 @@
 """Loader speed and memory.
 
-1. Throughput on the same shards: the full pipeline (balance uniform, recovery
-   weight 2, augmentation on, 66x200 model input, batches of 64) against a
-   decode-only ceiling (interleaved read + parse + JPEG decode, nothing else),
-   measured alternately in the same run. Goal: ratio ≥ 0.85.
-2. Peak RSS streaming a whole epoch of the full pipeline over a ~1 GB dataset
-   and a larger one, each in a fresh process. Goal: flat (ratio ≤ 1.1) and
-   < 1.5 GB. The big datasets are the base dataset's shards hard-linked under
-   new names into a new manifest: new files to the loader, no disk or sharding
-   time spent.
+1. Throughput on the same shards, measured alternately in the same run (66x200
+   model input, batches of 64):
+
+   - the decode-only ceiling: interleaved read + parse + JPEG decode, nothing else;
+   - the loader as the trainer uses it: balance uniform, recovery weight 2,
+     mirror in the loader, ``device_stage=True`` (uint8 out; preprocessing and
+     the photometric augmentation run in the train step). Goal: ≥ 0.85 of the
+     ceiling;
+   - the all-in-loader full pipeline (the same, but preprocessing and all
+     augmentation in the loader), for comparison;
+   - the plain loader (no balance, no augmentation, preprocessing in the loader);
+   - the device stage itself, compiled, on a fixed batch of the loader's: what
+     a trainer without an accelerator pays for it per frame, on this CPU.
+2. Peak RSS streaming a whole epoch of the loader (device mode by default, as
+   the trainer uses it) over a ~1 GB dataset and a larger one, each in a fresh
+   process. Goal: flat (ratio ≤ 1.1) and < 1.5 GB. The big datasets are the
+   base dataset's shards hard-linked under new names into a new manifest: new
+   files to the loader, no disk or sharding time spent.
 
     .venv/bin/python benchmarks/loader.py [--frames 3000] [--gb 1 4] [--repeats 3]
 """
@@ -77,19 +86,30 @@ def replicate(base: Path, out: Path, target_bytes: int) -> Path:
     return out
 
 
-def full_pipeline(dataset: str, seed: int | None = None, epoch: int | None = None):  # type: ignore[no-untyped-def]
-    import kartdata
+def full_config(device: bool, epoch: int | None = None):  # type: ignore[no-untyped-def]
+    from kartdata.load import LoadConfig
+    from kartdata.split import SplitConfig
 
-    return kartdata.load(
-        dataset,
-        split="all",
+    # The train split holding every session: augmentation and shuffling only
+    # ever happen in ``train`` (split "all" would measure neither).
+    return LoadConfig(
+        split="train",
+        splits=SplitConfig(val_fraction=0.0),
         batch_size=64,
         balance="uniform",
         recovery_weight=2.0,
         augment=True,
         epoch_samples=epoch,
-        seed=seed,
+        device_stage=device,
     )
+
+
+def full_pipeline(dataset: str, device: bool = False, epoch: int | None = None):  # type: ignore[no-untyped-def]
+    """Balance + recovery weight + augmentation; with ``device`` as the
+    trainer loads (uint8, mirror only), else everything in the loader."""
+    import kartdata
+
+    return kartdata.load(dataset, full_config(device, epoch))
 
 
 def decode_only(dataset: str):  # type: ignore[no-untyped-def]
@@ -115,16 +135,18 @@ def decode_only(dataset: str):  # type: ignore[no-untyped-def]
     return ds.batch(64).prefetch(tf.data.AUTOTUNE)
 
 
-def rate(ds, limit: int) -> float:  # type: ignore[no-untyped-def]
-    """Frames/s over ``limit`` frames, after a warm-up batch (graph build, buffers)."""
+def rate(ds, limit: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(frames/s, CPU ms per frame of this process, all threads) over ``limit``
+    frames, after a warm-up batch (graph build, buffers). On a shared machine
+    the CPU time per frame moves less with other jobs' load than the rate."""
     it = iter(ds)
     next(it)
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     for batch in it:
         n += int(batch[0].shape[0]) if isinstance(batch, tuple) else int(batch.shape[0])
         if n >= limit:
             break
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e3
 
 
 def plain_pipeline(dataset: str):  # type: ignore[no-untyped-def]
@@ -134,26 +156,78 @@ def plain_pipeline(dataset: str):  # type: ignore[no-untyped-def]
     return kartdata.load(dataset, split="all", batch_size=64, augment=False, epoch_samples=10**9)
 
 
+def device_stage_cost(dataset: str, repeats: int, calls: int = 20) -> tuple[float, float]:
+    """CPU ms per frame of the compiled device stage (preprocess + contrast,
+    brightness, shift) and of ``preprocess`` alone, on one fixed batch of 64
+    uint8 frames from the trainer's loader: medians over ``repeats`` rounds of
+    ``calls`` calls."""
+    import tensorflow as tf
+
+    import kartdata.preprocess
+    from kartdata.load import device_stage
+
+    cfg = full_config(True, 10**9)
+    images = next(iter(full_pipeline(dataset, device=True, epoch=10**9)))[0]
+    seed = tf.constant([1, 2], tf.int64)
+    stage = tf.function(device_stage(cfg))
+    only = tf.function(lambda x: kartdata.preprocess.preprocess(x, cfg.input))
+    per: dict[str, list[float]] = {"stage": [], "preprocess": []}
+    for _ in range(repeats):
+        for name, call in (
+            ("stage", lambda: stage(images, seed)),
+            ("preprocess", lambda: only(images)),
+        ):
+            call().numpy()  # trace, warm
+            start = time.perf_counter()
+            for _ in range(calls):
+                call().numpy()
+            per[name].append((time.perf_counter() - start) / calls / int(images.shape[0]) * 1e3)
+    return statistics.median(per["stage"]), statistics.median(per["preprocess"])
+
+
 def throughput(dataset: str, frames: int, repeats: int) -> None:
-    runs: dict[str, list[float]] = {"ceiling": [], "plain": [], "full": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "ceiling": [],
+        "device": [],
+        "full": [],
+        "plain": [],
+    }
     for _ in range(repeats):
         runs["ceiling"].append(rate(decode_only(dataset).repeat(), frames))
-        runs["plain"].append(rate(plain_pipeline(dataset), frames))
+        runs["device"].append(rate(full_pipeline(dataset, device=True, epoch=10**9), frames))
         runs["full"].append(rate(full_pipeline(dataset, epoch=10**9), frames))
-    med = {k: statistics.median(v) for k, v in runs.items()}
+        runs["plain"].append(rate(plain_pipeline(dataset), frames))
+    med = {k: statistics.median(r for r, _ in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
     labels = {
-        "ceiling": "decode-only ceiling",
-        "plain": "loader, no balance/augment",
-        "full": "full pipeline",
+        "ceiling": "(a) decode-only ceiling",
+        "device": "(b) trainer's loader, device",
+        "full": "(c) all-in-loader pipeline",
+        "plain": "(d) loader, no balance/aug",
     }
     for k, label in labels.items():
-        values = ", ".join(f"{v:.0f}" for v in runs[k])
-        print(f"{label:<28}{med[k]:8.0f} frames/s  (runs: {values})")
-    print(f"ratio full / ceiling: {med['full'] / med['ceiling']:.2f}  (goal >= 0.85)")
-    print(f"ratio loader without balance/augment / ceiling: {med['plain'] / med['ceiling']:.2f}")
+        values = ", ".join(f"{r:.0f}" for r, _ in runs[k])
+        print(f"{label:<32}{med[k]:8.0f} frames/s  {cpu[k]:.3f} CPU ms/frame  (runs: {values})")
+
+    def ratios(k: str) -> str:
+        return f"{med[k] / med['ceiling']:.2f} (frames/s); {cpu['ceiling'] / cpu[k]:.2f} (CPU per frame)"
+
+    print(
+        f"ratio (b) trainer's loader / ceiling: {ratios('device')}  (goal >= 0.85; balance + "
+        "recovery weight + mirror in the loader, preprocessing and photometric augmentation "
+        "in the train step)"
+    )
+    print(f"ratio (c) all-in-loader pipeline / ceiling: {ratios('full')}")
+    print(f"ratio (d) loader without balance/augment / ceiling: {ratios('plain')}")
+    stage, only = device_stage_cost(dataset, repeats)
+    print(
+        f"(e) device stage on this CPU, compiled, batch of 64: {stage:.3f} ms/frame "
+        f"(preprocess alone {only:.3f}); a decode-only ceiling frame costs "
+        f"{1e3 / med['ceiling']:.3f} ms of wall time here"
+    )
 
 
-def stream_epoch(dataset: str) -> None:
+def stream_epoch(dataset: str, device: bool) -> None:
     """Child process: one whole epoch of the full pipeline; prints JSON."""
     import resource
 
@@ -161,19 +235,22 @@ def stream_epoch(dataset: str) -> None:
 
     manifest = Manifest.load(dataset)
     start = time.perf_counter()
-    n = sum(int(x.shape[0]) for x, _ in full_pipeline(dataset))
+    n = sum(int(x.shape[0]) for x, _ in full_pipeline(dataset, device=device))
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = {"frames": n, "bytes": manifest.bytes, "seconds": seconds, "peak_rss": peak}
     print(json.dumps(out))
 
 
-def memory(base: Path, work: Path, sizes_gb: list[float]) -> None:
+def memory(base: Path, work: Path, sizes_gb: list[float], mode: str) -> None:
+    print(
+        f"peak RSS, {mode} mode ({'uint8 batches' if mode == 'device' else 'all in the loader'}):"
+    )
     results = []
     for gb in sizes_gb:
         ds = replicate(base, work / f"ds-{gb:g}gb", int(gb * 1e9))
         proc = subprocess.run(
-            [sys.executable, __file__, "--stream", str(ds)],
+            [sys.executable, __file__, "--stream", str(ds), "--memory-mode", mode],
             capture_output=True,
             text=True,
             check=True,
@@ -197,10 +274,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--base", type=Path, help="reuse this base dataset instead of making one")
+    ap.add_argument(
+        "--memory-mode",
+        choices=("device", "full"),
+        default="device",
+        help="pipeline whose peak RSS is measured: as the trainer loads (device) or all-in-loader",
+    )
     ap.add_argument("--stream", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.stream:
-        stream_epoch(args.stream)
+        stream_epoch(args.stream, args.memory_mode == "device")
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -216,7 +299,7 @@ def main() -> None:
         )
         throughput(str(base), args.frames * 2, args.repeats)
         if args.gb:
-            memory(base, work, args.gb)
+            memory(base, work, args.gb, args.memory_mode)
 
 
 if __name__ == "__main__":

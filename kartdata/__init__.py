@@ -24,6 +24,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "LoadConfig": ("kartdata.load", "LoadConfig"),
     "balance_report": ("kartdata.load", "balance_report"),
     "dataset_errors": ("kartdata.load", "dataset_errors"),
+    "device_stage": ("kartdata.load", "device_stage"),
     "AugmentConfig": ("kartdata.augment", "AugmentConfig"),
     "TargetConfig": ("kartdata.targets", "TargetConfig"),
     "SplitConfig": ("kartdata.split", "SplitConfig"),

@@ -1,4 +1,9 @@
-"""Training-time image augmentation, on preprocessed batches.
+"""Training-time image augmentation, in two halves: the mirror, which changes
+the labels and so runs in the loader beside the pad context (on a batch of
+floats; or, with ``LoadConfig.device_stage``, drawn per parsed batch and applied
+as the uint8 frames are decoded), and the photometric part — contrast,
+brightness, shift — on preprocessed floats, which the loader runs itself or
+leaves to the train step (:func:`kartdata.load.device_stage`).
 
 Every random draw is stateless and takes its seed from the caller, so a loader
 run with a seed augments identically every time. A mirrored image gets its
@@ -29,17 +34,45 @@ class AugmentConfig:
 
 def augment_batch(images: Any, context: Any, seed: Any, config: AugmentConfig) -> tuple[Any, Any]:
     """``images`` ``[N, H, W, 3]`` float in [0, 1] and ``context`` ``[N, K, 16]``
-    → both augmented. ``seed`` is an int tensor of shape ``[2]``."""
+    → both augmented. ``seed`` is an int tensor of shape ``[2]``.
+
+    The same as :func:`mirror_batch` then :func:`photometric_batch` with one seed."""
+    images, context = mirror_batch(images, context, seed, config)
+    return photometric_batch(images, seed, config), context
+
+
+def mirror_batch(images: Any, context: Any, seed: Any, config: AugmentConfig) -> tuple[Any, Any]:
+    """The horizontal flip alone: it must run where the pad context is,
+    because the flip changes the labels. Meant for small float batches: the
+    ``tf.where`` copies every pixel twice, which on uint8 frames at their
+    stored size cost more than decoding them (the device-stage loader flips
+    only the chosen frames, one by one)."""
+    import tensorflow as tf
+
+    if config.mirror <= 0:
+        return images, context
+    flip = mirror_draw(tf.shape(images)[0], seed, config)
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    context = tf.where(flip[:, None, None], mirror_pads(context), context)
+    return images, context
+
+
+def mirror_draw(n: Any, seed: Any, config: AugmentConfig) -> Any:
+    """Which of ``n`` examples to mirror: a bool ``[n]``, true with probability
+    ``config.mirror``; the draw :func:`mirror_batch` makes with ``seed``."""
+    import tensorflow as tf
+
+    return tf.random.stateless_uniform([n], _seeds(seed)[0]) < config.mirror
+
+
+def photometric_batch(images: Any, seed: Any, config: AugmentConfig) -> Any:
+    """Contrast, brightness and shift of ``[N, H, W, 3]`` floats in [0, 1];
+    labels do not change, so this can run anywhere after preprocessing (the
+    trainer runs it in its train step, on the accelerator)."""
     import tensorflow as tf
 
     n = tf.shape(images)[0]
-    s_mirror, s_bright, s_contrast, s_shift = tf.unstack(tf.random.split(seed, 4))
-
-    if config.mirror > 0:
-        flip = tf.random.stateless_uniform([n], s_mirror) < config.mirror
-        images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-        context = tf.where(flip[:, None, None], mirror_pads(context), context)
-
+    _, s_bright, s_contrast, s_shift = _seeds(seed)
     if config.contrast > 0:
         factor = tf.random.stateless_uniform(
             [n, 1, 1, 1], s_contrast, 1.0 - config.contrast, 1.0 + config.contrast
@@ -53,10 +86,18 @@ def augment_batch(images: Any, context: Any, seed: Any, config: AugmentConfig) -
         images = images + delta
     if config.contrast > 0 or config.brightness > 0:
         images = tf.clip_by_value(images, 0.0, 1.0)
-
     if config.shift > 0:
         images = _shift(images, s_shift, config.shift)
-    return images, context
+    return images
+
+
+def _seeds(seed: Any) -> list[Any]:
+    """Four independent seeds (mirror, brightness, contrast, shift) from one:
+    both halves of :func:`augment_batch` draw from the same split, so calling
+    them separately with one seed draws exactly what the whole does."""
+    import tensorflow as tf
+
+    return tf.unstack(tf.random.split(seed, 4))
 
 
 def _shift(images: Any, seed: Any, fraction: float) -> Any:

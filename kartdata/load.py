@@ -9,6 +9,11 @@
     sample_from_datasets(strata, balance weights) ─► take(epoch)
     ─► shuffle (bounded) ─► decode ─► batch ─► preprocess ─► augment ─► targets ─► prefetch
 
+With ``device_stage=True`` the loader stops at uint8 and the mirror is drawn
+before the unbatch (pads mirrored there, images as they are decoded):
+decode ─► batch ─► targets ─► prefetch, and :func:`device_stage` (preprocess ─► contrast,
+brightness, shift) runs in the train step, on the accelerator when there is one.
+
 The split filter runs on parsed records before any image is decoded; class
 balance picks strata, it never reads a frame to throw it away. Memory is flat:
 shuffle buffers and the number of open shards are bounded, nothing is cached.
@@ -27,13 +32,13 @@ from typing import Any, Literal
 
 from kartdata import _callable_module, fs, schema
 from kartdata import preprocess as _preprocess
-from kartdata.augment import AugmentConfig, augment_batch
+from kartdata.augment import AugmentConfig, augment_batch, mirror_draw, photometric_batch
 from kartdata.balance import Balance, BalancePlan, plan
 from kartdata.errors import DatasetError
 from kartdata.manifest import Manifest, ShardInfo
 from kartdata.preprocess import PILOTNET_INPUT, InputSpec
 from kartdata.split import SplitConfig, normalize_split, recording_aliases, sessions_in
-from kartdata.targets import TargetConfig, as_target_config, make_targets
+from kartdata.targets import TargetConfig, as_target_config, make_targets, mirror_pads
 
 OnError = Literal["raise", "skip"]
 
@@ -44,6 +49,8 @@ _MARK = "kartkit-dataset-error: "
 
 _PARSE_BATCH = 64
 _META = (schema.FEATURE_SESSION, schema.FEATURE_FRAME, schema.FEATURE_STRATUM)
+#: Marks, in device mode, a record whose pads were mirrored: its image must be too.
+_FLIP = "mirror"
 
 
 class ShardWarning(UserWarning):
@@ -79,6 +86,13 @@ class LoadConfig:
     #: Also yield a third element per batch: a dict of ``session``, ``frame``
     #: and ``stratum`` (for checks and debugging).
     with_meta: bool = False
+    #: Yield ``uint8 [N, H, W, 3]`` images at their stored size, mirrored (with
+    #: their labels) but neither preprocessed nor otherwise augmented, and leave
+    #: the per-pixel float work to :func:`device_stage` in the train step. On a
+    #: CPU that work costs more per frame than reading and decoding it (0.5 ms
+    #: against 0.3 in docs/benchmarks.md); on an accelerator it is nearly free,
+    #: and the CPU is left to read and decode.
+    device_stage: bool = False
 
     @property
     def target_config(self) -> TargetConfig:
@@ -193,6 +207,11 @@ def build(prep: Prepared) -> Any:
     # Every field carried past the unbatch costs per record, so only what the
     # batches need goes on.
     fields = (schema.FEATURE_IMAGE, schema.FEATURE_CONTEXT, *(_META if cfg.with_meta else ()))
+    # In device mode the mirror is drawn and the pads mirrored per parsed batch
+    # (vectorised, on the interleave's threads); the image of each chosen
+    # record is flipped as it is decoded. The rest of the augmentation is the
+    # train step's (see device_stage).
+    mirror = augment if cfg.device_stage and augment is not None and augment.mirror > 0 else None
 
     def per_batch(records: Any) -> Any:
         rec = parse(records)
@@ -219,6 +238,10 @@ def build(prep: Prepared) -> Any:
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=cfg.deterministic,
         )
+        if mirror is not None:
+            batches = tf.data.Dataset.zip(
+                (batches, tf.data.Dataset.random(seed=_sub(seed, 400 + salt)))
+            ).map(_mirror_chooser(mirror))
         return batches.unbatch()
 
     if prep.balanced:
@@ -242,18 +265,22 @@ def build(prep: Prepared) -> Any:
     # images are batched as decoded and preprocessed a batch at a time, which
     # costs about a third less per image than one at a time.
     size = stored_size(prep)
+    if cfg.device_stage and size is None:
+        size = common_size(prep)
     ds = ds.map(
         _decoder(prep.manifest.encoding.image, None if size else cfg.input, size),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=cfg.deterministic,
     )
     ds = ds.batch(cfg.batch_size, drop_remainder=cfg.drop_remainder)
-    if size is not None:
+    if size is not None and not cfg.device_stage:
         ds = ds.map(
             _batch_preprocessor(cfg.input),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=cfg.deterministic,
         )
+    if cfg.device_stage:
+        augment = None
     if augment is not None:
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=_sub(seed, 300)).batch(2)))
     ds = ds.map(
@@ -443,6 +470,31 @@ def _parser(radius: int) -> Any:
     return _plain(parse)
 
 
+def device_stage(config: LoadConfig) -> Any:
+    """The train-step half of a ``device_stage=True`` load of ``config``: a
+    function ``(images, seed) -> images`` taking the loader's ``uint8 [N, H, W,
+    3]`` batch to the model input — THE :func:`kartdata.preprocess.preprocess`,
+    then, for the ``train`` split with augmentation on, contrast, brightness and
+    shift (:func:`kartdata.augment.photometric_batch`). ``seed`` is a stateless
+    ``[2]`` int tensor (unused without augmentation). Traceable inside a
+    ``tf.function`` and under a distribution strategy; the mirror already
+    happened in the loader, because it changes the labels."""
+    spec = config.input
+    train = normalize_split(config.split) == "train"
+    augment = _augment_config(config) if train else None
+
+    def run(images: Any, seed: Any = None) -> Any:
+        # Looked up on the module when traced: THE function play uses.
+        x = _preprocess.preprocess(images, spec)
+        if augment is not None:
+            if seed is None:
+                raise ValueError("the device stage of an augmented load needs a seed")
+            x = photometric_batch(x, seed, augment)
+        return x
+
+    return run
+
+
 def stored_size(prep: Prepared) -> tuple[int, int] | None:
     """(height, width) of every stored image of the split, if they share one."""
     from kartdata.shard import fit_size
@@ -459,9 +511,44 @@ def stored_size(prep: Prepared) -> tuple[int, int] | None:
     return h, w
 
 
+def common_size(prep: Prepared) -> tuple[int, int]:
+    """(height, width) a ``device_stage`` load batches images at when sessions
+    of the split were stored at different sizes: the largest stored size, so no
+    session loses pixels before preprocessing; other frames are fitted to it
+    (antialiased resize, as for an odd-sized frame). Without any recorded size,
+    the encoding's box, which every stored image fits in."""
+    from kartdata.shard import fit_size
+
+    enc = prep.manifest.encoding
+    sizes = [
+        fit_size(s.width, s.height, enc.max_width, enc.max_height)
+        for s in prep.manifest.sessions
+        if s.key in prep.sessions and s.width > 0 and s.height > 0
+    ]
+    if not sizes:
+        return enc.max_height, enc.max_width
+    w, h = max(sizes, key=lambda wh: (wh[0] * wh[1], wh))
+    return h, w
+
+
+def _mirror_chooser(config: AugmentConfig) -> Any:
+    """A map over (parsed batch, random int64): draw which records to mirror,
+    mirror their pads now and mark them (``_FLIP``) for the decoder."""
+    import tensorflow as tf
+
+    def choose(rec: Any, draw: Any) -> Any:
+        context = rec[schema.FEATURE_CONTEXT]
+        flip = mirror_draw(tf.shape(context)[0], tf.stack([draw, 0]), config)
+        rec[schema.FEATURE_CONTEXT] = tf.where(flip[:, None, None], mirror_pads(context), context)
+        rec[_FLIP] = flip
+        return rec
+
+    return _plain(choose)
+
+
 def _decoder(image_format: str, spec: InputSpec | None, size: tuple[int, int] | None) -> Any:
     """Decode each record's image; preprocess it too when ``spec`` is given
-    (otherwise bring it to ``size`` for batching)."""
+    (otherwise bring it to ``size`` for batching, flipped if marked ``_FLIP``)."""
     import tensorflow as tf
 
     def decode(rec: Any) -> Any:
@@ -483,7 +570,14 @@ def _decoder(image_format: str, spec: InputSpec | None, size: tuple[int, int] | 
                 lambda: image,
                 lambda: tf.cast(tf.image.resize(image, size, antialias=True), tf.uint8),
             )
-            rec[schema.FEATURE_IMAGE] = tf.ensure_shape(image, (*size, 3))
+            image = tf.ensure_shape(image, (*size, 3))
+            if _FLIP in rec:
+                # Only the chosen images are copied: a tf.where over a batch
+                # of uint8 frames at their stored size copies every pixel
+                # twice, which cost more than the JPEG decode on 2 CPU cores.
+                flip = rec.pop(_FLIP)
+                image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+            rec[schema.FEATURE_IMAGE] = image
         return rec
 
     return _plain(decode)

@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from kartdata.errors import KartError
-from kartdata.load import LoadConfig, dataset_errors, prepare
+from kartdata.load import LoadConfig, dataset_errors, device_stage, prepare
 from kartdata.split import SplitConfig
 from kartdata.targets import TargetConfig
 from kartmodel import distribute, losses
@@ -80,10 +80,15 @@ class TrainResult:
 # ---------------------------------------------------------------------------
 
 
-def load_config(config: TrainConfig, split: str, epoch: int = 0) -> LoadConfig:
+def load_config(
+    config: TrainConfig, split: str, epoch: int = 0, *, device_stage: bool = False
+) -> LoadConfig:
     """The loader settings of a split. The seed changes per epoch (so epochs see
     different orders) but is a function of the epoch, so a resumed run reads
-    what an uninterrupted one would have."""
+    what an uninterrupted one would have. The trainer loads with
+    ``device_stage`` (uint8 batches, preprocessed in its step); ``evaluate``
+    does not: it needs no speed, and the in-loader path is the one a user's own
+    ``kartdata.load`` gives, so its figures compare with theirs."""
     d = config.data
     train = split == "train"
     layout = config.layout
@@ -104,6 +109,7 @@ def load_config(config: TrainConfig, split: str, epoch: int = 0) -> LoadConfig:
         deterministic=config.deterministic,
         seed=seed,
         drop_remainder=False,
+        device_stage=device_stage,
     )
 
 
@@ -175,6 +181,12 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(run.file(CKPT_DIR)), max_to_keep=KEEP_CHECKPOINTS + 1
         )
+        # The loader's per-pixel float work (preprocess, then contrast /
+        # brightness / shift for training) runs here, inside the compiled step:
+        # on the accelerator when there is one, off the input pipeline's CPUs.
+        self._device_train = device_stage(load_config(self.config, "train", device_stage=True))
+        self._device_val = device_stage(load_config(self.config, "val", device_stage=True))
+        self._augment_seed = 0 if self.config.seed is None else self.config.seed
         self._train_step = tf.function(self._train_replicas, reduce_retracing=True)
         self._val_step = tf.function(self._val_replicas, reduce_retracing=True)
 
@@ -186,8 +198,20 @@ class Trainer:
         stats["loss_weight"] = tf.cast(tf.shape(per_example)[0], tf.float32)
         return stats
 
+    def _step_seed(self) -> Any:
+        """The train step's augmentation seed: a function of the run seed, the
+        replica and the optimizer step, so a resumed run augments each step as
+        an uninterrupted one would, with no state of its own to checkpoint, and
+        replicas draw differently for their slices of one global batch."""
+        ctx = tf.distribute.get_replica_context()
+        replica = 0 if ctx is None else ctx.replica_id_in_sync_group
+        first = tf.cast(replica, tf.int64) + self._augment_seed * 1024
+        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+        return tf.stack([first, step])
+
     def _train_one(self, batch: Any) -> dict[str, Any]:
         x, y = _unpack(batch)
+        x = self._device_train(x, self._step_seed())
         with tf.GradientTape() as tape:
             pred = self.model(x, training=True)
             per_example = self.loss_fn(y, pred)
@@ -201,6 +225,7 @@ class Trainer:
 
     def _val_one(self, batch: Any) -> dict[str, Any]:
         x, y = _unpack(batch)
+        x = self._device_val(x)
         pred = self.model(x, training=False)
         return self._stats(y, pred, self.loss_fn(y, pred))
 
@@ -369,7 +394,7 @@ def train(
 
     for epoch in range(start, config.epochs):
         # Prepared, not built: distribute.distribute_input gives each worker its shards.
-        ds = prepare(config.dataset, load_config(config, "train", epoch))
+        ds = prepare(config.dataset, load_config(config, "train", epoch, device_stage=True))
         lr_start = current_lr(trainer.optimizer)
 
         def on_step(step: int, totals: Totals, timing: EpochStats, epoch: int = epoch) -> None:
@@ -389,7 +414,7 @@ def train(
         train_totals, timing = trainer.run_pass(ds, True, config.steps_per_epoch, on_step)
         if timing.steps == 0:
             raise KartError(f"{config.dataset}: the training split gave no batches")
-        val_ds = prepare(config.dataset, load_config(config, "val"))
+        val_ds = prepare(config.dataset, load_config(config, "val", device_stage=True))
         val_totals, _ = trainer.run_pass(val_ds, False, config.val_steps)
 
         logs: dict[str, Any] = {"epoch": epoch + 1}

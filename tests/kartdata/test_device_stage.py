@@ -1,0 +1,165 @@
+"""``device_stage=True``: the loader ships uint8 frames (mirrored with their
+labels) and :func:`kartdata.load.device_stage` does the per-pixel float work
+in the train step — with the same results as the all-in-loader path."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from loader_dataset import make_dataset
+
+import kartdata
+import kartdata.preprocess
+from kartdata import split, synth
+from kartdata.augment import AugmentConfig, augment_batch, mirror_batch, photometric_batch
+from kartdata.load import LoadConfig, device_stage, prepare
+from kartdata.preprocess import InputSpec
+from kartdata.shard import ShardConfig, shard
+
+HALF = split.SplitConfig(val_fraction=0.5, salt="t")
+SPEC = InputSpec(30, 40, crop_top=0.25)
+BASE = LoadConfig(
+    split="train",
+    splits=HALF,
+    input=SPEC,
+    targets="class3",
+    balance="uniform",
+    recovery_weight=2.0,
+    deterministic=True,
+    seed=3,
+    batch_size=32,
+    shuffle_buffer=64,
+    with_meta=True,
+)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("device"), sessions=4, frames=60)
+
+
+def _batches(ds) -> list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:  # type: ignore[no-untyped-def]
+    return [(x.numpy(), y.numpy(), {k: v.numpy() for k, v in m.items()}) for x, y, m in ds]
+
+
+def test_device_stage_of_uint8_batches_equals_the_in_loader_path(dataset: Path) -> None:
+    cfg = replace(BASE, augment=False)
+    in_loader = _batches(kartdata.load(str(dataset), cfg))
+    device = _batches(kartdata.load(str(dataset), cfg, device_stage=True))
+    stage = device_stage(cfg)
+    assert len(in_loader) == len(device) > 1
+    for (x, y, meta), (u8, y8, meta8) in zip(in_loader, device, strict=True):
+        assert u8.dtype == np.uint8 and u8.shape[1:] == (120, 160, 3)  # the stored size
+        assert np.array_equal(meta["frame"], meta8["frame"])
+        assert np.array_equal(meta["session"], meta8["session"])
+        assert np.array_equal(y, y8)
+        out = stage(tf.constant(u8), tf.constant([1, 2])).numpy()
+        assert out.dtype == np.float32 and out.shape == x.shape
+        assert np.allclose(out, x, atol=1e-6)
+
+
+def test_mirror_stays_in_the_loader_and_flips_the_labels(dataset: Path) -> None:
+    # Photometric augmentation is left to the device stage: every uint8 image
+    # the loader yields is the stored frame, either as is or mirrored.
+    plain = _batches(kartdata.load(str(dataset), BASE, augment=False, device_stage=True))
+    aug = _batches(kartdata.load(str(dataset), BASE, augment=AugmentConfig(), device_stage=True))
+    flipped = kept = 0
+    for (p, py, pm), (a, ay, am) in zip(plain, aug, strict=True):
+        assert np.array_equal(pm["frame"], am["frame"])
+        for i in range(len(p)):
+            if np.array_equal(a[i], p[i]):
+                assert np.array_equal(ay[i], py[i])
+                kept += 1
+            else:
+                assert np.array_equal(a[i], p[i][:, ::-1])
+                assert np.array_equal(ay[i], py[i][::-1])  # one-hot [left, straight, right]
+                flipped += 1
+    assert flipped > 10 and kept > 10
+    ys = np.concatenate([py for _, py, _ in plain])
+    assert ys[:, 0].sum() > 0 and ys[:, 2].sum() > 0  # so the swap was exercised
+
+
+def test_device_mirror_then_device_stage_equals_the_in_loader_mirror(dataset: Path) -> None:
+    flip_all = AugmentConfig(mirror=1.0, brightness=0.0, contrast=0.0, shift=0.0)
+    in_loader = _batches(kartdata.load(str(dataset), BASE, augment=flip_all))
+    device = _batches(kartdata.load(str(dataset), BASE, augment=flip_all, device_stage=True))
+    stage = device_stage(replace(BASE, augment=flip_all))
+    for (x, y, _), (u8, y8, _) in zip(in_loader, device, strict=True):
+        assert np.array_equal(y, y8)
+        assert np.allclose(stage(tf.constant(u8), tf.constant([0, 0])).numpy(), x, atol=1e-6)
+
+
+def test_augment_batch_is_its_mirror_then_its_photometric_half() -> None:
+    images = tf.random.stateless_uniform([6, 20, 30, 3], [1, 2])
+    context = tf.random.stateless_uniform([6, 3, 16], [3, 4], -1, 1)
+    seed = tf.constant([5, 6])
+    whole, ctx = augment_batch(images, context, seed, AugmentConfig(mirror=0.5))
+    half, ctx2 = mirror_batch(images, context, seed, AugmentConfig(mirror=0.5))
+    assert np.array_equal(ctx.numpy(), ctx2.numpy())
+    assert np.allclose(whole.numpy(), photometric_batch(half, seed, AugmentConfig()).numpy())
+    assert not np.allclose(whole.numpy(), half.numpy())
+
+
+def test_device_stage_augments_train_only_and_is_a_function_of_its_seed(dataset: Path) -> None:
+    u8 = next(iter(kartdata.load(str(dataset), BASE, device_stage=True)))[0]
+    plain = kartdata.preprocess.preprocess(u8, SPEC).numpy()
+    train = device_stage(BASE)
+    a = train(u8, tf.constant([1, 7])).numpy()
+    assert a.shape == plain.shape and a.min() >= 0.0 and a.max() <= 1.0
+    assert not np.allclose(a, plain, atol=1e-3)
+    assert np.array_equal(a, train(u8, tf.constant([1, 7])).numpy())
+    assert not np.allclose(a, train(u8, tf.constant([1, 8])).numpy())
+    val = device_stage(replace(BASE, split="val"))
+    assert np.array_equal(val(u8).numpy(), plain)  # never augmented outside train
+    with pytest.raises(ValueError, match="seed"):
+        train(u8)
+
+
+def test_device_stage_calls_the_preprocessing_play_uses(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kartmodel.export as export
+
+    calls: list[InputSpec] = []
+    original = kartdata.preprocess.preprocess
+
+    def spy(image, spec):  # type: ignore[no-untyped-def]
+        calls.append(spec)
+        return original(image, spec)
+
+    monkeypatch.setattr(kartdata.preprocess, "preprocess", spy)
+    u8 = next(iter(kartdata.load(str(dataset), BASE, device_stage=True)))[0]
+    assert calls == []  # the loader itself no longer preprocesses
+    compiled = tf.function(device_stage(BASE))
+    compiled(u8, tf.constant([1, 2]))
+    compiled(u8, tf.constant([3, 4]))
+    assert calls == [SPEC]  # traced once, inside the compiled step
+    monkeypatch.undo()
+    assert export.preprocess is kartdata.preprocess.preprocess is original
+
+
+def test_sessions_of_different_sizes_are_fitted_to_the_largest(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    synth.make_native(rec / "big", 12, seed=1, width=160, height=120, track="a")
+    synth.make_native(rec / "small", 12, seed=2, width=80, height=60, track="a")
+    ds = tmp_path / "ds"
+    shard([rec], ds, ShardConfig(workers=0, validate=False))
+    cfg = LoadConfig(split="all", input=SPEC, shuffle=False, batch_size=8, with_meta=True)
+    assert prepare(str(ds), cfg, device_stage=True).frames == 24
+    seen = set()
+    for images, _, meta in kartdata.load(str(ds), cfg, device_stage=True):
+        assert images.dtype == tf.uint8 and tuple(images.shape[1:]) == (120, 160, 3)
+        for i, (session, frame) in enumerate(
+            zip(meta["session"].numpy(), meta["frame"].numpy(), strict=True)
+        ):
+            stored = kartdata.frame_image(str(ds), session.decode(), int(frame))
+            want = stored
+            if stored.shape[:2] != (120, 160):
+                want = tf.cast(tf.image.resize(stored, (120, 160), antialias=True), tf.uint8)
+            assert np.array_equal(images[i].numpy(), np.asarray(want))
+            seen.add(stored.shape[:2])
+    assert seen == {(120, 160), (60, 80)}
