@@ -5,9 +5,9 @@
 
    - the decode-only ceiling: interleaved read + parse + JPEG decode, nothing else;
    - the loader as the trainer uses it: balance uniform, recovery weight 2,
-     mirror in the loader, ``device_stage=True`` (uint8 out; preprocessing and
-     the photometric augmentation run in the train step). Goal: ≥ 0.85 of the
-     ceiling;
+     augmentation on, ``device_stage=True`` (uint8 out, labels mirrored in the
+     loader; preprocessing, the images' mirror and the photometric
+     augmentation run in the train step). Goal: ≥ 0.85 of the ceiling;
    - the all-in-loader full pipeline (the same, but preprocessing and all
      augmentation in the loader), for comparison;
    - the plain loader (no balance, no augmentation, preprocessing in the loader);
@@ -106,7 +106,7 @@ def full_config(device: bool, epoch: int | None = None):  # type: ignore[no-unty
 
 def full_pipeline(dataset: str, device: bool = False, epoch: int | None = None):  # type: ignore[no-untyped-def]
     """Balance + recovery weight + augmentation; with ``device`` as the
-    trainer loads (uint8, mirror only), else everything in the loader."""
+    trainer loads (uint8, labels mirrored), else everything in the loader."""
     import kartdata
 
     return kartdata.load(dataset, full_config(device, epoch))
@@ -143,7 +143,9 @@ def rate(ds, limit: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     next(it)
     n, start, cpu = 0, time.perf_counter(), time.process_time()
     for batch in it:
-        n += int(batch[0].shape[0]) if isinstance(batch, tuple) else int(batch.shape[0])
+        # (images, targets) batches count by their targets: in device mode the
+        # images are a dict of image and mirror flag.
+        n += int(batch[1].shape[0]) if isinstance(batch, tuple) else int(batch.shape[0])
         if n >= limit:
             break
     return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e3
@@ -157,8 +159,8 @@ def plain_pipeline(dataset: str):  # type: ignore[no-untyped-def]
 
 
 def device_stage_cost(dataset: str, repeats: int, calls: int = 20) -> tuple[float, float]:
-    """CPU ms per frame of the compiled device stage (preprocess + contrast,
-    brightness, shift) and of ``preprocess`` alone, on one fixed batch of 64
+    """CPU ms per frame of the compiled device stage (preprocess + mirror +
+    contrast, brightness, shift) and of ``preprocess`` alone, on one fixed batch of 64
     uint8 frames from the trainer's loader: medians over ``repeats`` rounds of
     ``calls`` calls."""
     import tensorflow as tf
@@ -167,14 +169,15 @@ def device_stage_cost(dataset: str, repeats: int, calls: int = 20) -> tuple[floa
     from kartdata.load import device_stage
 
     cfg = full_config(True, 10**9)
-    images = next(iter(full_pipeline(dataset, device=True, epoch=10**9)))[0]
+    inputs = next(iter(full_pipeline(dataset, device=True, epoch=10**9)))[0]
+    images = inputs["image"]
     seed = tf.constant([1, 2], tf.int64)
     stage = tf.function(device_stage(cfg))
     only = tf.function(lambda x: kartdata.preprocess.preprocess(x, cfg.input))
     per: dict[str, list[float]] = {"stage": [], "preprocess": []}
     for _ in range(repeats):
         for name, call in (
-            ("stage", lambda: stage(images, seed)),
+            ("stage", lambda: stage(inputs, seed)),
             ("preprocess", lambda: only(images)),
         ):
             call().numpy()  # trace, warm
@@ -214,8 +217,8 @@ def throughput(dataset: str, frames: int, repeats: int) -> None:
 
     print(
         f"ratio (b) trainer's loader / ceiling: {ratios('device')}  (goal >= 0.85; balance + "
-        "recovery weight + mirror in the loader, preprocessing and photometric augmentation "
-        "in the train step)"
+        "recovery weight + the labels' mirror in the loader; preprocessing, the images' mirror "
+        "and photometric augmentation in the train step)"
     )
     print(f"ratio (c) all-in-loader pipeline / ceiling: {ratios('full')}")
     print(f"ratio (d) loader without balance/augment / ceiling: {ratios('plain')}")
@@ -235,7 +238,7 @@ def stream_epoch(dataset: str, device: bool) -> None:
 
     manifest = Manifest.load(dataset)
     start = time.perf_counter()
-    n = sum(int(x.shape[0]) for x, _ in full_pipeline(dataset, device=device))
+    n = sum(int(y.shape[0]) for _, y in full_pipeline(dataset, device=device))
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = {"frames": n, "bytes": manifest.bytes, "seconds": seconds, "peak_rss": peak}

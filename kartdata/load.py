@@ -10,9 +10,10 @@
     ─► shuffle (bounded) ─► decode ─► batch ─► preprocess ─► augment ─► targets ─► prefetch
 
 With ``device_stage=True`` the loader stops at uint8 and the mirror is drawn
-before the unbatch (pads mirrored there, images as they are decoded):
-decode ─► batch ─► targets ─► prefetch, and :func:`device_stage` (preprocess ─► contrast,
-brightness, shift) runs in the train step, on the accelerator when there is one.
+before the unbatch (pads mirrored there; each record carries the draw):
+decode ─► batch ─► targets ─► prefetch, yielding ``({"image", "mirror"}, targets)``,
+and :func:`device_stage` (preprocess ─► mirror ─► contrast, brightness, shift)
+runs in the train step, on the accelerator when there is one.
 
 The split filter runs on parsed records before any image is decoded; class
 balance picks strata, it never reads a frame to throw it away. Memory is flat:
@@ -49,8 +50,8 @@ _MARK = "kartkit-dataset-error: "
 
 _PARSE_BATCH = 64
 _META = (schema.FEATURE_SESSION, schema.FEATURE_FRAME, schema.FEATURE_STRATUM)
-#: Marks, in device mode, a record whose pads were mirrored: its image must be too.
-_FLIP = "mirror"
+#: In device mode, whether a record's pads were mirrored: its image must be too.
+FEATURE_MIRROR = "mirror"
 
 
 class ShardWarning(UserWarning):
@@ -86,11 +87,12 @@ class LoadConfig:
     #: Also yield a third element per batch: a dict of ``session``, ``frame``
     #: and ``stratum`` (for checks and debugging).
     with_meta: bool = False
-    #: Yield ``uint8 [N, H, W, 3]`` images at their stored size, mirrored (with
-    #: their labels) but neither preprocessed nor otherwise augmented, and leave
-    #: the per-pixel float work to :func:`device_stage` in the train step. On a
-    #: CPU that work costs more per frame than reading and decoding it (0.5 ms
-    #: against 0.3 in docs/benchmarks.md); on an accelerator it is nearly free,
+    #: Yield ``({"image": uint8 [N, H, W, 3], "mirror": bool [N]}, targets)``:
+    #: images at their stored size, untouched; labels already mirrored where
+    #: ``mirror`` says; and leave the per-pixel float work (preprocess, the
+    #: image's mirror, contrast/brightness/shift) to :func:`device_stage` in the
+    #: train step. On a CPU that work costs more per frame than reading and
+    #: decoding it (docs/benchmarks.md); on an accelerator it is nearly free,
     #: and the CPU is left to read and decode.
     device_stage: bool = False
 
@@ -208,9 +210,8 @@ def build(prep: Prepared) -> Any:
     # batches need goes on.
     fields = (schema.FEATURE_IMAGE, schema.FEATURE_CONTEXT, *(_META if cfg.with_meta else ()))
     # In device mode the mirror is drawn and the pads mirrored per parsed batch
-    # (vectorised, on the interleave's threads); the image of each chosen
-    # record is flipped as it is decoded. The rest of the augmentation is the
-    # train step's (see device_stage).
+    # (vectorised, on the interleave's threads); the images are flipped by the
+    # train step, after preprocessing, where they are small (see device_stage).
     mirror = augment if cfg.device_stage and augment is not None and augment.mirror > 0 else None
 
     def per_batch(records: Any) -> Any:
@@ -472,20 +473,27 @@ def _parser(radius: int) -> Any:
 
 def device_stage(config: LoadConfig) -> Any:
     """The train-step half of a ``device_stage=True`` load of ``config``: a
-    function ``(images, seed) -> images`` taking the loader's ``uint8 [N, H, W,
-    3]`` batch to the model input — THE :func:`kartdata.preprocess.preprocess`,
-    then, for the ``train`` split with augmentation on, contrast, brightness and
-    shift (:func:`kartdata.augment.photometric_batch`). ``seed`` is a stateless
+    function ``(inputs, seed) -> images`` taking the loader's ``{"image": uint8
+    [N, H, W, 3], "mirror": bool [N]}`` to the model input — THE
+    :func:`kartdata.preprocess.preprocess`, then the horizontal flip of the
+    images whose labels the loader mirrored, then, for the ``train`` split with
+    augmentation on, contrast, brightness and shift
+    (:func:`kartdata.augment.photometric_batch`). ``seed`` is a stateless
     ``[2]`` int tensor (unused without augmentation). Traceable inside a
-    ``tf.function`` and under a distribution strategy; the mirror already
-    happened in the loader, because it changes the labels."""
+    ``tf.function`` and under a distribution strategy. Flipping after
+    preprocessing gives the same pixels as before it (crops are vertical and
+    area resizing is symmetric) and touches a fraction of the data."""
+    import tensorflow as tf
+
     spec = config.input
     train = normalize_split(config.split) == "train"
     augment = _augment_config(config) if train else None
 
-    def run(images: Any, seed: Any = None) -> Any:
+    def run(inputs: Any, seed: Any = None) -> Any:
         # Looked up on the module when traced: THE function play uses.
-        x = _preprocess.preprocess(images, spec)
+        x = _preprocess.preprocess(inputs[schema.FEATURE_IMAGE], spec)
+        flip = inputs[FEATURE_MIRROR]
+        x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
         if augment is not None:
             if seed is None:
                 raise ValueError("the device stage of an augmented load needs a seed")
@@ -533,14 +541,14 @@ def common_size(prep: Prepared) -> tuple[int, int]:
 
 def _mirror_chooser(config: AugmentConfig) -> Any:
     """A map over (parsed batch, random int64): draw which records to mirror,
-    mirror their pads now and mark them (``_FLIP``) for the decoder."""
+    mirror their pads now and mark them (``FEATURE_MIRROR``) for the train step."""
     import tensorflow as tf
 
     def choose(rec: Any, draw: Any) -> Any:
         context = rec[schema.FEATURE_CONTEXT]
         flip = mirror_draw(tf.shape(context)[0], tf.stack([draw, 0]), config)
         rec[schema.FEATURE_CONTEXT] = tf.where(flip[:, None, None], mirror_pads(context), context)
-        rec[_FLIP] = flip
+        rec[FEATURE_MIRROR] = flip
         return rec
 
     return _plain(choose)
@@ -548,7 +556,7 @@ def _mirror_chooser(config: AugmentConfig) -> Any:
 
 def _decoder(image_format: str, spec: InputSpec | None, size: tuple[int, int] | None) -> Any:
     """Decode each record's image; preprocess it too when ``spec`` is given
-    (otherwise bring it to ``size`` for batching, flipped if marked ``_FLIP``)."""
+    (otherwise bring it to ``size`` for batching)."""
     import tensorflow as tf
 
     def decode(rec: Any) -> Any:
@@ -570,14 +578,7 @@ def _decoder(image_format: str, spec: InputSpec | None, size: tuple[int, int] | 
                 lambda: image,
                 lambda: tf.cast(tf.image.resize(image, size, antialias=True), tf.uint8),
             )
-            image = tf.ensure_shape(image, (*size, 3))
-            if _FLIP in rec:
-                # Only the chosen images are copied: a tf.where over a batch
-                # of uint8 frames at their stored size copies every pixel
-                # twice, which cost more than the JPEG decode on 2 CPU cores.
-                flip = rec.pop(_FLIP)
-                image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
-            rec[schema.FEATURE_IMAGE] = image
+            rec[schema.FEATURE_IMAGE] = tf.ensure_shape(image, (*size, 3))
         return rec
 
     return _plain(decode)
@@ -594,12 +595,19 @@ def _batch_preprocessor(spec: InputSpec) -> Any:
 def _finisher(
     cfg: LoadConfig, augment: AugmentConfig | None, radius: int, classes: schema.ClassThresholds
 ) -> Any:
+    import tensorflow as tf
+
     target = cfg.target_config
 
     def finish(rec: Any, seed: Any = None) -> Any:
         images, context = rec[schema.FEATURE_IMAGE], rec[schema.FEATURE_CONTEXT]
         if augment is not None:
             images, context = augment_batch(images, context, seed, augment)
+        if cfg.device_stage:
+            flip = rec.get(FEATURE_MIRROR)
+            if flip is None:
+                flip = tf.zeros(tf.shape(context)[:1], tf.bool)
+            images = {schema.FEATURE_IMAGE: images, FEATURE_MIRROR: flip}
         targets = make_targets(context, target, radius, classes)
         if cfg.with_meta:
             meta = {k: rec[k] for k in _META}

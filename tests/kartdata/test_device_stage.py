@@ -1,11 +1,13 @@
-"""``device_stage=True``: the loader ships uint8 frames (mirrored with their
-labels) and :func:`kartdata.load.device_stage` does the per-pixel float work
-in the train step — with the same results as the all-in-loader path."""
+"""``device_stage=True``: the loader ships uint8 frames as stored, with labels
+mirrored where a per-example flag says, and :func:`kartdata.load.device_stage`
+does the per-pixel float work (the image's mirror included) in the train step —
+with the same results as the all-in-loader path."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,42 +44,57 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("device"), sessions=4, frames=60)
 
 
-def _batches(ds) -> list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:  # type: ignore[no-untyped-def]
-    return [(x.numpy(), y.numpy(), {k: v.numpy() for k, v in m.items()}) for x, y, m in ds]
+def _batches(ds) -> list[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:  # type: ignore[no-untyped-def]
+    def numpy(x: Any) -> Any:
+        return {k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()
+
+    return [(numpy(x), y.numpy(), numpy(m)) for x, y, m in ds]
+
+
+def _stage(cfg: LoadConfig, inputs: dict[str, np.ndarray], seed: tuple[int, int]) -> np.ndarray:
+    return device_stage(cfg)(
+        {k: tf.constant(v) for k, v in inputs.items()}, tf.constant(seed)
+    ).numpy()
 
 
 def test_device_stage_of_uint8_batches_equals_the_in_loader_path(dataset: Path) -> None:
     cfg = replace(BASE, augment=False)
     in_loader = _batches(kartdata.load(str(dataset), cfg))
     device = _batches(kartdata.load(str(dataset), cfg, device_stage=True))
-    stage = device_stage(cfg)
     assert len(in_loader) == len(device) > 1
-    for (x, y, meta), (u8, y8, meta8) in zip(in_loader, device, strict=True):
+    for (x, y, meta), (inputs, y8, meta8) in zip(in_loader, device, strict=True):
+        u8 = inputs["image"]
         assert u8.dtype == np.uint8 and u8.shape[1:] == (120, 160, 3)  # the stored size
+        assert not inputs["mirror"].any()
         assert np.array_equal(meta["frame"], meta8["frame"])
         assert np.array_equal(meta["session"], meta8["session"])
         assert np.array_equal(y, y8)
-        out = stage(tf.constant(u8), tf.constant([1, 2])).numpy()
+        out = _stage(cfg, inputs, (1, 2))
         assert out.dtype == np.float32 and out.shape == x.shape
         assert np.allclose(out, x, atol=1e-6)
 
 
-def test_mirror_stays_in_the_loader_and_flips_the_labels(dataset: Path) -> None:
-    # Photometric augmentation is left to the device stage: every uint8 image
-    # the loader yields is the stored frame, either as is or mirrored.
+def test_loader_mirrors_labels_and_the_device_stage_the_images(dataset: Path) -> None:
+    # The loader's images are the stored frames; the flag says whose labels it
+    # mirrored, and the device stage mirrors exactly those images.
+    mirror_only = AugmentConfig(brightness=0.0, contrast=0.0, shift=0.0)
     plain = _batches(kartdata.load(str(dataset), BASE, augment=False, device_stage=True))
-    aug = _batches(kartdata.load(str(dataset), BASE, augment=AugmentConfig(), device_stage=True))
+    aug = _batches(kartdata.load(str(dataset), BASE, augment=mirror_only, device_stage=True))
     flipped = kept = 0
     for (p, py, pm), (a, ay, am) in zip(plain, aug, strict=True):
         assert np.array_equal(pm["frame"], am["frame"])
-        for i in range(len(p)):
-            if np.array_equal(a[i], p[i]):
-                assert np.array_equal(ay[i], py[i])
-                kept += 1
-            else:
-                assert np.array_equal(a[i], p[i][:, ::-1])
+        assert np.array_equal(a["image"], p["image"])
+        x = _stage(replace(BASE, augment=mirror_only), a, (1, 2))
+        unflipped = _stage(replace(BASE, augment=False), p, (1, 2))
+        for i, flip in enumerate(a["mirror"]):
+            if flip:
                 assert np.array_equal(ay[i], py[i][::-1])  # one-hot [left, straight, right]
+                assert np.allclose(x[i], unflipped[i][:, ::-1], atol=1e-6)
                 flipped += 1
+            else:
+                assert np.array_equal(ay[i], py[i])
+                assert np.array_equal(x[i], unflipped[i])
+                kept += 1
     assert flipped > 10 and kept > 10
     ys = np.concatenate([py for _, py, _ in plain])
     assert ys[:, 0].sum() > 0 and ys[:, 2].sum() > 0  # so the swap was exercised
@@ -87,10 +104,10 @@ def test_device_mirror_then_device_stage_equals_the_in_loader_mirror(dataset: Pa
     flip_all = AugmentConfig(mirror=1.0, brightness=0.0, contrast=0.0, shift=0.0)
     in_loader = _batches(kartdata.load(str(dataset), BASE, augment=flip_all))
     device = _batches(kartdata.load(str(dataset), BASE, augment=flip_all, device_stage=True))
-    stage = device_stage(replace(BASE, augment=flip_all))
-    for (x, y, _), (u8, y8, _) in zip(in_loader, device, strict=True):
+    for (x, y, _), (inputs, y8, _) in zip(in_loader, device, strict=True):
+        assert inputs["mirror"].all()
         assert np.array_equal(y, y8)
-        assert np.allclose(stage(tf.constant(u8), tf.constant([0, 0])).numpy(), x, atol=1e-6)
+        assert np.allclose(_stage(replace(BASE, augment=flip_all), inputs, (0, 0)), x, atol=1e-6)
 
 
 def test_augment_batch_is_its_mirror_then_its_photometric_half() -> None:
@@ -105,8 +122,9 @@ def test_augment_batch_is_its_mirror_then_its_photometric_half() -> None:
 
 
 def test_device_stage_augments_train_only_and_is_a_function_of_its_seed(dataset: Path) -> None:
-    u8 = next(iter(kartdata.load(str(dataset), BASE, device_stage=True)))[0]
-    plain = kartdata.preprocess.preprocess(u8, SPEC).numpy()
+    image = next(iter(kartdata.load(str(dataset), BASE, device_stage=True)))[0]["image"]
+    u8 = {"image": image, "mirror": tf.zeros([image.shape[0]], tf.bool)}
+    plain = kartdata.preprocess.preprocess(image, SPEC).numpy()
     train = device_stage(BASE)
     a = train(u8, tf.constant([1, 7])).numpy()
     assert a.shape == plain.shape and a.min() >= 0.0 and a.max() <= 1.0
@@ -151,7 +169,8 @@ def test_sessions_of_different_sizes_are_fitted_to_the_largest(tmp_path: Path) -
     cfg = LoadConfig(split="all", input=SPEC, shuffle=False, batch_size=8, with_meta=True)
     assert prepare(str(ds), cfg, device_stage=True).frames == 24
     seen = set()
-    for images, _, meta in kartdata.load(str(ds), cfg, device_stage=True):
+    for inputs, _, meta in kartdata.load(str(ds), cfg, device_stage=True):
+        images = inputs["image"]
         assert images.dtype == tf.uint8 and tuple(images.shape[1:]) == (120, 160, 3)
         for i, (session, frame) in enumerate(
             zip(meta["session"].numpy(), meta["frame"].numpy(), strict=True)

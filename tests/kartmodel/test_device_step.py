@@ -64,8 +64,9 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 
 def test_loader_batches_are_uint8_at_the_stored_size(batches) -> None:  # type: ignore[no-untyped-def]
-    x, _ = batches[0]
-    assert x.dtype == tf.uint8 and tuple(x.shape[1:]) == (120, 160, 3)
+    x, y = batches[0]
+    assert x["image"].dtype == tf.uint8 and tuple(x["image"].shape[1:]) == (120, 160, 3)
+    assert x["mirror"].dtype == tf.bool and x["mirror"].shape == (y.shape[0],)
 
 
 def test_resumed_steps_augment_as_uninterrupted_ones(
@@ -104,7 +105,8 @@ def test_validation_step_preprocesses_without_augmenting(
 ) -> None:
     trainer = _trainer(config, tmp_path / "v")
     x, y = batches[0]
+    x = {"image": x["image"], "mirror": tf.zeros_like(x["mirror"])}
     stats = trainer._val_step((x, y))
-    pred = trainer.model(preprocess(x, config.spec), training=False)
+    pred = trainer.model(preprocess(x["image"], config.spec), training=False)
     want = float(tf.reduce_sum(trainer.loss_fn(y, pred)))
     assert float(stats["loss_sum"]) == pytest.approx(want, rel=1e-5)
