@@ -300,7 +300,8 @@ def main() -> None:
             f"{m.bytes / 1e6:.0f} MB in {len(m.shards)} shards "
             f"({time.perf_counter() - started:.0f} s to make)"
         )
-        throughput(str(base), args.frames * 2, args.repeats)
+        if args.repeats > 0:  # --repeats 0: memory only
+            throughput(str(base), args.frames * 2, args.repeats)
         if args.gb:
             memory(base, work, args.gb, args.memory_mode)
 
