@@ -26,20 +26,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf
 
 from kartdata import synth
+from kartdata.load import build, prepare
 from kartdata.manifest import Manifest
 from kartdata.shard import ShardConfig, shard
 from kartmodel.config import DataOptions, TrainConfig
 from kartmodel.run import Run
-from kartmodel.train import Trainer, train
+from kartmodel.train import Trainer, load_config, train
 
 
-def compute_ceiling(run: Path, batch: int, steps: int) -> float:
-    """examples/s of the train step alone, on one constant batch."""
+def compute_ceiling(run: Path, steps: int) -> float:
+    """examples/s of the train step alone, on one constant batch: the loader's
+    first batch (uint8 frames at their stored size: the step preprocesses and
+    augments them itself), held in memory and repeated."""
     r = Run.open(run)
     trainer = Trainer(r, steps)
-    x = tf.random.uniform((batch, *r.spec.shape))
-    y = tf.random.uniform((batch, r.layout.size), -1, 1)
-    ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+    first = next(
+        iter(build(prepare(r.config.dataset, load_config(r.config, "train", device_stage=True))))
+    )
+    ds = tf.data.Dataset.from_tensors(first).repeat()
     trainer.run_pass(ds, True, 3)  # trace
     _, timing = trainer.run_pass(ds, True, steps)
     return timing.examples / timing.step_s
@@ -86,7 +90,7 @@ def main() -> None:
         later = result.history[1:] or result.history  # epoch 1 includes tracing
         eps = statistics.median(r["examples_per_s"] for r in later)
         wait = statistics.median(r["input_wait_share"] for r in later)
-        ceiling = compute_ceiling(tmp / f"run-{name}", args.batch, 10)
+        ceiling = compute_ceiling(tmp / f"run-{name}", 10)
         last = result.history[-1]
         params = Run.open(tmp / f"run-{name}").build_model().count_params()
         rows.append((name, params, eps, wait, ceiling, latency_ms(tmp / f"run-{name}"), last))
