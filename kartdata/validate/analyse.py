@@ -100,7 +100,8 @@ def _analyse(
             _collect(pending, cfg, results, feats, reasons)
     finally:
         if executor is not None:
-            executor.shutdown()
+            # Workers exit on their own; waiting for them adds nothing.
+            executor.shutdown(wait=False, cancel_futures=True)
     shares = _desktop(results, feats, reasons, cfg)
     for res, f, r, share in zip(results, feats, reasons, shares, strict=True):
         _finish(res, f, r, share)

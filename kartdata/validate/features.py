@@ -379,6 +379,18 @@ def make_executor(workers: int) -> Executor | None:
 
 
 CHUNK = 48
+#: Frames left for the last, small chunks: when the work runs out, a worker
+#: waits at most for one small chunk of another's instead of a full one.
+TAIL = 4 * BATCH
+
+
+def chunk_bounds(n: int) -> list[tuple[int, int]]:
+    """``[a, b)`` ranges covering ``n`` frames: chunks of ``CHUNK`` (large enough
+    that a round trip to a worker costs little per frame), then the last
+    ``TAIL`` frames in chunks of ``BATCH``."""
+    head = max(0, n - TAIL)
+    starts = [*range(0, head, CHUNK), *range(head, n, BATCH)]
+    return list(itertools.pairwise([*starts, n]))
 
 
 class PendingFeatures:
@@ -403,8 +415,8 @@ def start_features(frames: Sequence[Frame], executor: Executor | None) -> Pendin
     from paths, so only frames that are image files of their own go to them."""
     if frames and executor is not None and all(file_backed(f) for f in frames):
         futures = [
-            executor.submit(_file_chunk, [(f.index, f.where) for f in frames[i : i + CHUNK]])
-            for i in range(0, len(frames), CHUNK)
+            executor.submit(_file_chunk, [(f.index, f.where) for f in frames[a:b]])
+            for a, b in chunk_bounds(len(frames))
         ]
         return PendingFeatures(futures, frames)
     return PendingFeatures(None, frames)

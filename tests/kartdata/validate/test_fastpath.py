@@ -138,3 +138,14 @@ def test_forked_workers_with_tensorflow_threads_in_the_parent(tmp_path: Path) ->
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().startswith("ok")
+
+
+@pytest.mark.parametrize("n", [0, 1, ft.BATCH, ft.TAIL + 1, ft.CHUNK * 3 + ft.TAIL + 5, 2000])
+def test_worker_chunks_cover_every_frame_once_and_end_small(n: int) -> None:
+    bounds = ft.chunk_bounds(n)
+    covered = [i for a, b in bounds for i in range(a, b)]
+    assert covered == list(range(n))
+    assert all(0 < b - a <= ft.CHUNK for a, b in bounds)
+    # The chunks that finish a session are never larger than a feature batch.
+    tail = [b - a for a, b in bounds if b > n - ft.TAIL]
+    assert all(size <= ft.BATCH for size in tail)
