@@ -13,7 +13,8 @@ half of its frames nearest the session's per-feature median (a median is not
 moved by up to half of the frames being something else, so it holds when 40 %
 of a session is desktop) and pools them with the other sessions' of the same
 game. Round two rebuilds the reference from every frame round one found clean,
-so that rarer game views (tight turns, the start zoom) have something to match.
+so that rarer game views (tight turns, the start zoom) have something to match,
+and re-scores only the frames round one found foreign.
 A frame never matches itself or its immediate neighbours, which are near-copies.
 """
 
@@ -72,8 +73,11 @@ def _detect_group(sessions: list[SessionBlocks], cfg: DesktopChecks) -> list[Des
         return [_nothing(len(s.blocks)) for s in sessions]
     core = [_median_core(x, s.usable) for x, s in zip(flat, sessions, strict=True)]
     foreign = _score_all(sessions, core, cfg)
-    core = [s.usable & ~fb.any(axis=1) for s, fb in zip(sessions, foreign, strict=True)]
-    foreign = _score_all(sessions, core, cfg)
+    suspect = [fb.any(axis=1) for fb in foreign]
+    core = [s.usable & ~sus for s, sus in zip(sessions, suspect, strict=True)]
+    # Round two only gives the frames round one found foreign a wider
+    # reference to match; a frame that already matched the game stays clean.
+    foreign = _score_all(sessions, core, cfg, only=suspect)
     out = []
     for s, fb in zip(sessions, foreign, strict=True):
         share = fb.mean(axis=1).astype(np.float32)
@@ -99,8 +103,13 @@ def _median_core(x: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 
 def _score_all(
-    sessions: list[SessionBlocks], core: list[np.ndarray], cfg: DesktopChecks
+    sessions: list[SessionBlocks],
+    core: list[np.ndarray],
+    cfg: DesktopChecks,
+    only: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
+    """Foreign blocks of every frame (of the frames ``only`` marks, if given;
+    the others come back all clean)."""
     rng = np.random.default_rng(0)
     own = [_pick(np.flatnonzero(c), cfg.reference_frames, rng) for c in core]
     out: list[np.ndarray] = []
@@ -115,7 +124,8 @@ def _score_all(
         ref_blocks = [sessions[i].blocks[own[i]]] + [sessions[j].blocks[p] for j, p in others]
         ref_pos = np.concatenate([own[i]] + [np.full(len(p), -(10**9)) for _, p in others])
         ref = np.concatenate(ref_blocks).astype(np.float32)
-        out.append(_foreign_blocks(s.blocks.astype(np.float32), ref, ref_pos, cfg))
+        which = None if only is None else np.flatnonzero(only[i])
+        out.append(_foreign_blocks(s.blocks.astype(np.float32), ref, ref_pos, cfg, which))
     return out
 
 
@@ -126,7 +136,11 @@ def _pick(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _foreign_blocks(
-    blocks: np.ndarray, ref: np.ndarray, ref_pos: np.ndarray, cfg: DesktopChecks
+    blocks: np.ndarray,
+    ref: np.ndarray,
+    ref_pos: np.ndarray,
+    cfg: DesktopChecks,
+    which: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per frame and block: farther than ``block_distance`` from the same block
     of every reference frame that is not the frame's neighbour.
@@ -152,15 +166,17 @@ def _foreign_blocks(
     limit = np.float32(cfg.block_distance**2)
     radius = cfg.exclusion_radius
 
+    frames = np.arange(n) if which is None else which
+
     def score(a: int) -> np.ndarray:
-        qc = q[a : a + _CHUNK].transpose(1, 0, 2)  # [nb, c, k]
+        pos = frames[a : a + _CHUNK]
+        qc = q[pos].transpose(1, 0, 2)  # [nb, c, k]
         c = qc.shape[1]
         q_aug = np.empty((nb, c, k + 1), np.float32)
         q_aug[..., :k] = qc
         q_aug[..., k] = 1.0
         d = np.matmul(q_aug, r_aug_t)  # [nb, c, R]
         # a frame never matches itself or its near-copy neighbours
-        pos = np.arange(a, a + c)
         lo = np.searchsorted(own, pos - radius, "left")
         hi = np.searchsorted(own, pos + radius, "right")
         count = hi - lo
@@ -171,8 +187,13 @@ def _foreign_blocks(
         best = d.min(axis=2) + (qc * qc).sum(-1)  # [nb, c]
         return (best > limit).T
 
-    starts = range(0, n, _CHUNK)
-    if n <= _CHUNK:
-        return score(0)
+    out = np.zeros((n, nb), bool)
+    if len(frames) == 0:
+        return out
+    starts = range(0, len(frames), _CHUNK)
+    if len(frames) <= _CHUNK:
+        out[frames] = score(0)
+        return out
     with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-        return np.concatenate(list(pool.map(score, starts)))
+        out[frames] = np.concatenate(list(pool.map(score, starts)))
+    return out

@@ -99,6 +99,11 @@ def test_vectorised_desktop_scoring_matches_brute_force() -> None:
     want = _plain_foreign(blocks, ref, ref_pos, cfg)
     assert 0.05 < want.mean() < 0.95
     np.testing.assert_array_equal(got, want)
+    # scoring some frames only (round two): those rows as before, the rest clean
+    which = np.sort(rng.choice(n, 70, replace=False))
+    some = dk._foreign_blocks(blocks, ref, ref_pos, cfg, which)
+    np.testing.assert_array_equal(some[which], want[which])
+    assert not np.delete(some, which, axis=0).any()
     # a frame in the reference never matches itself: copies of one odd frame
     # in a run of three are foreign even though all three are references
     odd = np.concatenate(
