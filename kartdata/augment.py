@@ -52,9 +52,21 @@ def mirror_batch(images: Any, context: Any, seed: Any, config: AugmentConfig) ->
     if config.mirror <= 0:
         return images, context
     flip = mirror_draw(tf.shape(images)[0], seed, config)
-    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    context = tf.where(flip[:, None, None], mirror_pads(context), context)
-    return images, context
+    return flip_images(images, flip), flip_pads(context, flip)
+
+
+def flip_images(images: Any, flip: Any) -> Any:
+    """``images`` ``[N, H, W, C]`` with those where ``flip`` (bool ``[N]``) is set mirrored."""
+    import tensorflow as tf
+
+    return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+
+
+def flip_pads(context: Any, flip: Any) -> Any:
+    """``context`` ``[N, K, 16]`` with the pads of the flagged examples mirrored."""
+    import tensorflow as tf
+
+    return tf.where(flip[:, None, None], mirror_pads(context), context)
 
 
 def mirror_draw(n: Any, seed: Any, config: AugmentConfig) -> Any:

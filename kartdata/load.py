@@ -33,13 +33,20 @@ from typing import Any, Literal
 
 from kartdata import _callable_module, fs, schema
 from kartdata import preprocess as _preprocess
-from kartdata.augment import AugmentConfig, augment_batch, mirror_draw, photometric_batch
+from kartdata.augment import (
+    AugmentConfig,
+    augment_batch,
+    flip_images,
+    flip_pads,
+    mirror_draw,
+    photometric_batch,
+)
 from kartdata.balance import Balance, BalancePlan, plan
 from kartdata.errors import DatasetError
 from kartdata.manifest import Manifest, ShardInfo
 from kartdata.preprocess import PILOTNET_INPUT, InputSpec
 from kartdata.split import SplitConfig, normalize_split, recording_aliases, sessions_in
-from kartdata.targets import TargetConfig, as_target_config, make_targets, mirror_pads
+from kartdata.targets import TargetConfig, as_target_config, make_targets
 
 OnError = Literal["raise", "skip"]
 
@@ -483,7 +490,6 @@ def device_stage(config: LoadConfig) -> Any:
     ``tf.function`` and under a distribution strategy. Flipping after
     preprocessing gives the same pixels as before it (crops are vertical and
     area resizing is symmetric) and touches a fraction of the data."""
-    import tensorflow as tf
 
     spec = config.input
     train = normalize_split(config.split) == "train"
@@ -492,8 +498,7 @@ def device_stage(config: LoadConfig) -> Any:
     def run(inputs: Any, seed: Any = None) -> Any:
         # Looked up on the module when traced: THE function play uses.
         x = _preprocess.preprocess(inputs[schema.FEATURE_IMAGE], spec)
-        flip = inputs[FEATURE_MIRROR]
-        x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        x = flip_images(x, inputs[FEATURE_MIRROR])
         if augment is not None:
             if seed is None:
                 raise ValueError("the device stage of an augmented load needs a seed")
@@ -505,14 +510,7 @@ def device_stage(config: LoadConfig) -> Any:
 
 def stored_size(prep: Prepared) -> tuple[int, int] | None:
     """(height, width) of every stored image of the split, if they share one."""
-    from kartdata.shard import fit_size
-
-    enc = prep.manifest.encoding
-    sizes = {
-        fit_size(s.width, s.height, enc.max_width, enc.max_height)
-        for s in prep.manifest.sessions
-        if s.key in prep.sessions and s.width > 0 and s.height > 0
-    }
+    sizes = _stored_sizes(prep)
     if len(sizes) != 1:
         return None
     (w, h) = sizes.pop()
@@ -525,18 +523,24 @@ def common_size(prep: Prepared) -> tuple[int, int]:
     session loses pixels before preprocessing; other frames are fitted to it
     (antialiased resize, as for an odd-sized frame). Without any recorded size,
     the encoding's box, which every stored image fits in."""
-    from kartdata.shard import fit_size
-
-    enc = prep.manifest.encoding
-    sizes = [
-        fit_size(s.width, s.height, enc.max_width, enc.max_height)
-        for s in prep.manifest.sessions
-        if s.key in prep.sessions and s.width > 0 and s.height > 0
-    ]
+    sizes = _stored_sizes(prep)
     if not sizes:
+        enc = prep.manifest.encoding
         return enc.max_height, enc.max_width
     w, h = max(sizes, key=lambda wh: (wh[0] * wh[1], wh))
     return h, w
+
+
+def _stored_sizes(prep: Prepared) -> set[tuple[int, int]]:
+    """(width, height) of the stored images of the split's sessions that record a size."""
+    from kartdata.shard import fit_size
+
+    enc = prep.manifest.encoding
+    return {
+        fit_size(s.width, s.height, enc.max_width, enc.max_height)
+        for s in prep.manifest.sessions
+        if s.key in prep.sessions and s.width > 0 and s.height > 0
+    }
 
 
 def _mirror_chooser(config: AugmentConfig) -> Any:
@@ -547,7 +551,7 @@ def _mirror_chooser(config: AugmentConfig) -> Any:
     def choose(rec: Any, draw: Any) -> Any:
         context = rec[schema.FEATURE_CONTEXT]
         flip = mirror_draw(tf.shape(context)[0], tf.stack([draw, 0]), config)
-        rec[schema.FEATURE_CONTEXT] = tf.where(flip[:, None, None], mirror_pads(context), context)
+        rec[schema.FEATURE_CONTEXT] = flip_pads(context, flip)
         rec[FEATURE_MIRROR] = flip
         return rec
 
