@@ -115,6 +115,9 @@ def make_native(
         width=width,
         height=height,
         fps=fps,
+        # A stamp from the seed, not the clock: the same call makes the same
+        # session key, so hash splits of synthetic data are reproducible.
+        created=_stamp(seed).isoformat(timespec="seconds"),
         tags=tags,
         extra={"seed": seed},
     )
@@ -172,9 +175,11 @@ def make_ctr(
         onehot[cls] = 1
         items[i, 0] = rgb[..., ::-1].copy()  # CTR-AI's frames are effectively BGR
         items[i, 1] = onehot
-    stamp = (datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=seed)).strftime(
-        "%Y-%m-%d_%H-%M-%S"
-    )
+    stamp = _stamp(seed).strftime("%Y-%m-%d_%H-%M-%S")
     out = directory / f"{stamp}_{user}_{track}_{mode}_{index}.npy"
     np.save(out, items, allow_pickle=True)
     return out
+
+
+def _stamp(seed: int) -> datetime:
+    return datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=seed)
