@@ -123,7 +123,7 @@ def main() -> None:
     row("libspng (pyspng)", spng)
     print("stages, 1 core:")
     row("decode (libspng)", spng)
-    row("sample 120x160", "sample")
+    row(f"sample {ft.SAMPLE[0]}x{ft.SAMPLE[1]}", "sample")
     row(f"features (batches of {ft.BATCH})", "features")
     row(f"desktop scoring, both rounds ({cores} thr)", "desktop")
     print("analyse, all checks (CPU: parent + workers):")

@@ -3,7 +3,7 @@
 Decoding a 640x480 PNG is the cost of validation, so it happens once per frame,
 in worker processes (one per core), with libspng where it is installed (about
 twice as fast as Pillow's PNG decoder), and every feature is computed on a fixed
-120x160 sample of the pixels. Workers return features, never pixels.
+60x80 sample of the pixels. Workers return features, never pixels.
 
 Everything after the decode is kept to a small fraction of it: the sample is a
 strided copy, features are computed for a batch of frames at once in reused
@@ -34,14 +34,18 @@ except ImportError:  # pragma: no cover - depends on the install
     _spng = None
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-#: The sample every feature is computed on (rows, cols).
-SAMPLE = (120, 160)
+#: The sample every feature is computed on (rows, cols). At 120x160 the
+#: detectors decided the same frames (docs/benchmarks.md) at three times the
+#: cost after decoding.
+SAMPLE = (60, 80)
 #: The desktop detector's grid of blocks over the sample (rows, cols).
 GRID = (6, 8)
 #: Per-block descriptor: mean R, G, B; luminance spread; edge energy; flat share.
 BLOCK_FEATURES = 6
-#: The frozen check compares this coarser thumbnail of consecutive frames.
-THUMB = (30, 40)
+#: The frozen check compares this coarser thumbnail of consecutive frames; a
+#: cell averages 4x4 sampled pixels, so that the noise of a capture does not
+#: hide a repeated image.
+THUMB = (15, 20)
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 

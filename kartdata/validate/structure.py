@@ -178,7 +178,7 @@ def _files(root: Path, referenced: set[str], st: Structure) -> None:
     except OSError as e:
         st.issues.append(error(CHECK, f"{frames_dir}: cannot list ({e.strerror})"))
         return
-    by_name = {f"{FRAMES_DIR}/{Path(f.where).name}": f for f in st.frames}
+    by_name = {f"{FRAMES_DIR}/{os.path.basename(f.where)}": f for f in st.frames}
     for name in sorted(referenced - present):
         f = by_name.get(name)
         if f is None:  # its row is bad and reported already

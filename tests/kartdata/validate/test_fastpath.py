@@ -19,23 +19,25 @@ from kartdata.validate.config import DesktopChecks
 def _plain_describe(image: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
     """The features of one image straight from their definition, float64."""
     h, w = image.shape[:2]
-    rows = (np.arange(120) * h // 120 + h // 240).clip(0, h - 1)
-    cols = (np.arange(160) * w // 160 + w // 320).clip(0, w - 1)
+    (sr, sc), (gr, gc), (tr, tc) = ft.SAMPLE, ft.GRID, ft.THUMB
+    rows = (np.arange(sr) * h // sr + h // (2 * sr)).clip(0, h - 1)
+    cols = (np.arange(sc) * w // sc + w // (2 * sc)).clip(0, w - 1)
     s = image[rows[:, None], cols[None, :]].astype(np.float64)
     lum = s @ np.array([0.299, 0.587, 0.114])
     dx = np.abs(np.diff(lum, axis=1, append=lum[:, -1:]))
     dy = np.abs(np.diff(lum, axis=0, append=lum[-1:, :]))
-    edge = (dx + dy).reshape(6, 20, 8, 20)
+    grid = (gr, sr // gr, gc, sc // gc)
+    edge = (dx + dy).reshape(grid)
     blocks = np.concatenate(
         [
-            s.reshape(6, 20, 8, 20, 3).mean(axis=(1, 3)) / 255.0,
-            lum.reshape(6, 20, 8, 20).std(axis=(1, 3))[..., None] / 64.0,
+            s.reshape(*grid, 3).mean(axis=(1, 3)) / 255.0,
+            lum.reshape(grid).std(axis=(1, 3))[..., None] / 64.0,
             np.minimum(edge.mean(axis=(1, 3)) / 32.0, 2.0)[..., None],
             (edge < 1.0).mean(axis=(1, 3))[..., None],
         ],
         axis=-1,
     )
-    thumb = lum.reshape(30, 4, 40, 4).mean(axis=(1, 3))
+    thumb = lum.reshape(tr, sr // tr, tc, sc // tc).mean(axis=(1, 3))
     return float(lum.max()), float(lum.std()), thumb, blocks
 
 

@@ -80,6 +80,11 @@ def test_each_image_problem_is_found(tmp_path: Path) -> None:
         _put(s, i, frozen)
     _put(s, 20, synth.render(0.1, 20, W, H))
     _put(s, 21, synth.render(0.1, 20, W, H))  # one repeat is not frozen
+    held = synth.render(0.1, 50, W, H)
+    for i in range(50, 54):  # held again, with an on-screen counter still ticking
+        near = held.copy()
+        near[2:6, 2 + 2 * (i - 50) : 4 + 2 * (i - 50)] = 255
+        _put(s, i, near)
     img = s / frame_filename(30)
     img.write_bytes(img.read_bytes()[: len(img.read_bytes()) // 2])  # truncated
     (s / frame_filename(31)).unlink()  # missing
@@ -98,6 +103,9 @@ def test_each_image_problem_is_found(tmp_path: Path) -> None:
             31: "missing",
             32: "wrong-size",
             40: "corrupt",
+            51: "frozen",
+            52: "frozen",
+            53: "frozen",
         }
         msgs = [i.message for i in r.issues]
         assert any("00000030.png: frame 30: corrupt or truncated" in m for m in msgs)
