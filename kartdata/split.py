@@ -2,9 +2,11 @@
 
 A split never cuts a session in two: neighbouring frames are near-identical, so
 a per-frame split would leak validation frames into training. Membership is a
-pure function of the session key (a salted hash against a fraction, or explicit
+function of the session keys (a salted hash against a fraction, or explicit
 lists), so the same dataset splits the same way on every machine and every run,
-and a session added later does not move the others.
+and a session added later does not move the others — except where the hash
+put every session on one side: then the one nearest the cut crosses it, so
+that both sides have a session, and goes back once the hash fills that side.
 
 Users name sessions by what they know: a key, a unique key prefix, or the
 recording's name (the session directory, or a recording file's name or stem).
@@ -32,7 +34,9 @@ class SplitConfig:
     """How sessions are assigned to ``train`` and ``val``.
 
     With neither list given, a session is in ``val`` when the salted hash of
-    its key falls below ``val_fraction``. With ``val_sessions`` given, exactly
+    its key falls below ``val_fraction``; if that leaves either side empty
+    (and there are two sessions or more, and the fraction is not 0 or 1), the
+    session with the hash nearest the cut moves to it. With ``val_sessions`` given, exactly
     those are in ``val`` and ``train`` is ``train_sessions`` (or every other
     session). Sessions may be named by key, by the recording's name (with the
     aliases of :func:`recording_aliases`) or by a unique key prefix.
@@ -92,10 +96,17 @@ def assign(
     keys (:func:`recording_aliases`) so the lists may name recordings."""
     keys = list(keys)
     if config.val_sessions is None and config.train_sessions is None:
-        return {
-            k: "val" if hash_fraction(k, config.salt) < config.val_fraction else "train"
-            for k in keys
-        }
+        h = {k: hash_fraction(k, config.salt) for k in keys}
+        table = {k: "val" if h[k] < config.val_fraction else "train" for k in keys}
+        # A few sessions often hash all to one side (5 at 0.1: more than half
+        # the time), and training then has nothing to validate on; the session
+        # nearest the cut crosses it instead.
+        if len(keys) >= 2 and 0.0 < config.val_fraction < 1.0:
+            if "val" not in table.values():
+                table[min(keys, key=h.__getitem__)] = "val"
+            elif "train" not in table.values():
+                table[max(keys, key=h.__getitem__)] = "train"
+        return table
     val = _resolve(config.val_sessions, keys, "val_sessions", aliases or {})
     train = _resolve(config.train_sessions, keys, "train_sessions", aliases or {})
     both = (val or set()) & (train or set())

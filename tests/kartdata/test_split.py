@@ -87,3 +87,24 @@ def test_file_recordings_are_named_by_name_or_stem() -> None:
     assert split.recording_name("gs://bucket/rec/s3") == "s3"
     aliases = split.recording_aliases([SimpleNamespace(key="ctr-1", source="/data/ctr/run_07.npy")])
     assert aliases == {"run_07.npy": ("ctr-1",), "run_07": ("ctr-1",)}
+
+
+def test_a_hash_split_that_leaves_a_side_empty_moves_the_session_nearest_the_cut() -> None:
+    keys = [f"native-{i:016x}" for i in range(40)]
+    h = {k: split.hash_fraction(k) for k in keys}
+    # five sessions that all hash above 0.1, and five that all hash below 0.9
+    high = sorted((k for k in keys if h[k] >= 0.1), key=h.__getitem__)[-5:]
+    low = sorted((k for k in keys if h[k] < 0.9), key=h.__getitem__)[:5]
+    table = split.assign(high, split.SplitConfig(val_fraction=0.1))
+    assert [k for k, s in table.items() if s == "val"] == [high[0]]
+    table = split.assign(low, split.SplitConfig(val_fraction=0.9))
+    assert [k for k, s in table.items() if s == "train"] == [low[-1]]
+    # once the hash puts a session in val, the borrowed one goes back to train
+    first_val = min(keys, key=h.__getitem__)
+    assert h[first_val] < 0.1
+    table = split.assign([*high, first_val], split.SplitConfig(val_fraction=0.1))
+    assert [k for k, s in table.items() if s == "val"] == [first_val]
+    # a fraction of 0 or 1, or a single session, is taken as given
+    assert set(split.assign(high, split.SplitConfig(val_fraction=0.0)).values()) == {"train"}
+    assert set(split.assign(low, split.SplitConfig(val_fraction=1.0)).values()) == {"val"}
+    assert split.assign(high[:1], split.SplitConfig(val_fraction=0.1)) == {high[0]: "train"}
