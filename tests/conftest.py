@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -100,3 +101,20 @@ def xdisplay() -> Iterator[XDisplay]:
                 xd.close()
     except RuntimeError as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture
+def preprocess_spy(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """Wraps the shared preprocessing function: ``calls`` gets the InputSpec
+    of every call; ``undo()`` puts back ``original``."""
+    import kartdata.preprocess
+
+    calls: list[object] = []
+    original = kartdata.preprocess.preprocess
+
+    def spy(image, spec):  # type: ignore[no-untyped-def]
+        calls.append(spec)
+        return original(image, spec)
+
+    monkeypatch.setattr(kartdata.preprocess, "preprocess", spy)
+    return SimpleNamespace(calls=calls, original=original, undo=monkeypatch.undo)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from loader_dataset import make_dataset
 
 import kartdata
 import kartdata.preprocess
+import kartmodel.export as export
 from kartdata import split, synth
 from kartdata.augment import AugmentConfig, augment_batch, mirror_batch, photometric_batch
 from kartdata.load import LoadConfig, device_stage, prepare
@@ -142,26 +144,17 @@ def test_device_stage_augments_train_only_and_is_a_function_of_its_seed(dataset:
 
 
 def test_device_stage_calls_the_preprocessing_play_uses(
-    dataset: Path, monkeypatch: pytest.MonkeyPatch
+    dataset: Path, preprocess_spy: SimpleNamespace
 ) -> None:
-    import kartmodel.export as export
-
-    calls: list[InputSpec] = []
-    original = kartdata.preprocess.preprocess
-
-    def spy(image, spec):  # type: ignore[no-untyped-def]
-        calls.append(spec)
-        return original(image, spec)
-
-    monkeypatch.setattr(kartdata.preprocess, "preprocess", spy)
+    calls = preprocess_spy.calls
     u8 = next(iter(kartdata.load(str(dataset), BASE, device_stage=True)))[0]
     assert calls == []  # the loader itself no longer preprocesses
     compiled = tf.function(device_stage(BASE))
     compiled(u8, tf.constant([1, 2]))
     compiled(u8, tf.constant([3, 4]))
     assert calls == [SPEC]  # traced once, inside the compiled step
-    monkeypatch.undo()
-    assert export.preprocess is kartdata.preprocess.preprocess is original
+    preprocess_spy.undo()
+    assert export.preprocess is kartdata.preprocess.preprocess is preprocess_spy.original
 
 
 def test_sessions_of_different_sizes_are_fitted_to_the_largest(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import shutil
 import warnings
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -241,16 +242,9 @@ def test_mirror_swaps_left_right_buttons_and_other_augmentations_stay_in_range()
 
 
 def test_validation_is_never_augmented_and_uses_the_shared_preprocessing(
-    dataset: Path, index, monkeypatch: pytest.MonkeyPatch
+    dataset: Path, index, preprocess_spy: SimpleNamespace
 ) -> None:
-    calls: list[InputSpec] = []
-    original = kartdata.preprocess.preprocess
-
-    def spy(image, spec):  # type: ignore[no-untyped-def]
-        calls.append(spec)
-        return original(image, spec)
-
-    monkeypatch.setattr(kartdata.preprocess, "preprocess", spy)
+    calls = preprocess_spy.calls
     spec = InputSpec(30, 40, crop_top=0.25)
     img, _, meta = _collect(
         kartdata.load(
@@ -264,7 +258,7 @@ def test_validation_is_never_augmented_and_uses_the_shared_preprocessing(
         )
     )
     assert calls == [spec]  # traced once: the loader calls THE function
-    monkeypatch.undo()
+    preprocess_spy.undo()
     for i in (0, len(img) - 1):
         stored = kartdata.frame_image(str(dataset), meta["session"][i], int(meta["frame"][i]))
         want = kartdata.preprocess.preprocess(stored, spec).numpy()
