@@ -1,7 +1,7 @@
 """Training-time image augmentation, in two halves: the mirror, which changes
-the labels and so runs in the loader beside the pad context (on a batch of
-floats; or, with ``LoadConfig.device_stage``, drawn per parsed batch and applied
-as the uint8 frames are decoded), and the photometric part — contrast,
+the labels and so is drawn in the loader beside the pad context (and, with
+``LoadConfig.device_stage``, applied to the images by the train step after
+preprocessing, from a per-example flag), and the photometric part — contrast,
 brightness, shift — on preprocessed floats, which the loader runs itself or
 leaves to the train step (:func:`kartdata.load.device_stage`).
 
@@ -45,8 +45,8 @@ def mirror_batch(images: Any, context: Any, seed: Any, config: AugmentConfig) ->
     """The horizontal flip alone: it must run where the pad context is,
     because the flip changes the labels. Meant for small float batches: the
     ``tf.where`` copies every pixel twice, which on uint8 frames at their
-    stored size cost more than decoding them (the device-stage loader flips
-    only the chosen frames, one by one)."""
+    stored size costs more than decoding them (so the device-stage loader
+    mirrors only the pads, and the train step flips the preprocessed images)."""
     import tensorflow as tf
 
     if config.mirror <= 0:

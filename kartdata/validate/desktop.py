@@ -65,19 +65,17 @@ def detect(sessions: Sequence[SessionBlocks], cfg: DesktopChecks) -> list[Deskto
 
 
 def _detect_group(sessions: list[SessionBlocks], cfg: DesktopChecks) -> list[DesktopScores]:
-    flat = [
-        s.blocks.reshape(len(s.blocks), int(np.prod(s.blocks.shape[1:]))).astype(np.float32)
-        for s in sessions
-    ]
     if sum(int(s.usable.sum()) for s in sessions) < MIN_FRAMES:
         return [_nothing(len(s.blocks)) for s in sessions]
+    blocks = [s.blocks.astype(np.float32) for s in sessions]  # once, for both rounds
+    flat = [b.reshape(len(b), -1) for b in blocks]
     core = [_median_core(x, s.usable) for x, s in zip(flat, sessions, strict=True)]
-    foreign = _score_all(sessions, core, cfg)
+    foreign = _score_all(blocks, core, cfg)
     suspect = [fb.any(axis=1) for fb in foreign]
     core = [s.usable & ~sus for s, sus in zip(sessions, suspect, strict=True)]
     # Round two only gives the frames round one found foreign a wider
     # reference to match; a frame that already matched the game stays clean.
-    foreign = _score_all(sessions, core, cfg, only=suspect)
+    foreign = _score_all(blocks, core, cfg, only=suspect)
     out = []
     for s, fb in zip(sessions, foreign, strict=True):
         share = fb.mean(axis=1).astype(np.float32)
@@ -103,29 +101,29 @@ def _median_core(x: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 
 def _score_all(
-    sessions: list[SessionBlocks],
+    blocks: list[np.ndarray],
     core: list[np.ndarray],
     cfg: DesktopChecks,
     only: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Foreign blocks of every frame (of the frames ``only`` marks, if given;
-    the others come back all clean)."""
+    """Foreign blocks of every frame of every session (``blocks``: float32, one
+    array per session), or of the frames ``only`` marks; the others come back
+    all clean."""
     rng = np.random.default_rng(0)
     own = [_pick(np.flatnonzero(c), cfg.reference_frames, rng) for c in core]
     out: list[np.ndarray] = []
-    for i, s in enumerate(sessions):
+    for i, b in enumerate(blocks):
         # The session's own game frames, plus a share of every other session's,
         # so that a session that is mostly desktop still has the game to match.
         others = [
-            (j, _pick(own[j], max(1, cfg.reference_frames // (2 * (len(sessions) - 1))), rng))
-            for j in range(len(sessions))
+            (j, _pick(own[j], max(1, cfg.reference_frames // (2 * (len(blocks) - 1))), rng))
+            for j in range(len(blocks))
             if j != i
         ]
-        ref_blocks = [sessions[i].blocks[own[i]]] + [sessions[j].blocks[p] for j, p in others]
+        ref = np.concatenate([b[own[i]]] + [blocks[j][p] for j, p in others])
         ref_pos = np.concatenate([own[i]] + [np.full(len(p), -(10**9)) for _, p in others])
-        ref = np.concatenate(ref_blocks).astype(np.float32)
         which = None if only is None else np.flatnonzero(only[i])
-        out.append(_foreign_blocks(s.blocks.astype(np.float32), ref, ref_pos, cfg, which))
+        out.append(_foreign_blocks(b, ref, ref_pos, cfg, which))
     return out
 
 
