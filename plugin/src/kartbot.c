@@ -73,7 +73,9 @@ static m64p_dynlib_handle core_handle;
 static ptr_CoreDoCommand core_do_command;
 static ptr_DebugMemGetPointer debug_mem_get_pointer;
 
-/* test/diagnostic mode (environment only) */
+#ifdef KARTBOT_TEST_HOOKS
+/* The tests' build only (make -C plugin test-plugin): environment-driven
+ * trace, RDRAM dump and stop, so a test can read what the ROM logged. */
 static long stop_after = -1;      /* KARTBOT_STOP_AFTER: GetKeys(0) calls, then stop */
 static long getkeys_calls;
 static FILE *trace_file;          /* KARTBOT_TRACE */
@@ -81,6 +83,7 @@ static long trace_addr = -1;      /* KARTBOT_TRACE_ADDR: RDRAM word to log per c
 static char dump_path[1024];      /* KARTBOT_DUMP */
 static long dump_off, dump_len;   /* KARTBOT_DUMP_RANGE=off:len */
 static int stopping;
+#endif
 
 static void logf_(int level, const char *fmt, ...) {
     char msg[512];
@@ -179,6 +182,7 @@ static void load_config(void) {
             logf_(M64MSG_INFO, "controller %d: %s:%d, %s, timeout %d ms", n, c->host, c->port,
                   c->mode == MODE_LOCKSTEP ? "lockstep" : "free-run", c->timeout_ms);
     }
+#ifdef KARTBOT_TEST_HOOKS
     const char *v;
     stop_after = (v = getenv("KARTBOT_STOP_AFTER")) ? atol(v) : -1;
     trace_addr = (v = getenv("KARTBOT_TRACE_ADDR")) ? strtol(v, NULL, 0) : -1;
@@ -195,6 +199,7 @@ static void load_config(void) {
         dump_off = strtol(v, &end, 0);
         if (*end == ':') dump_len = strtol(end + 1, NULL, 0);
     }
+#endif
 }
 
 /* ---- one HTTP request over the controller's connection ----------------- */
@@ -366,8 +371,9 @@ static void stop_threads(void) {
     }
 }
 
-/* ---- test mode: trace, RDRAM dump, stop after N frames ------------------ */
+/* ---- test build: trace, RDRAM dump, stop after N frames ----------------- */
 
+#ifdef KARTBOT_TEST_HOOKS
 static uint32_t *rdram(void) {
     return debug_mem_get_pointer ? (uint32_t *)debug_mem_get_pointer(M64P_DBG_PTR_RDRAM) : NULL;
 }
@@ -397,6 +403,7 @@ static void test_hooks(int n, uint32_t word) {
         if (core_do_command) core_do_command(M64CMD_STOP, 0, NULL);
     }
 }
+#endif
 
 /* ---- the plugin API ---------------------------------------------------- */
 
@@ -415,8 +422,10 @@ EXPORT m64p_error CALL PluginStartup(m64p_dynlib_handle CoreLibHandle, void *Con
         pthread_mutex_init(&ctl[n].lock, NULL);
         pthread_cond_init(&ctl[n].wake, NULL);
     }
+#ifdef KARTBOT_TEST_HOOKS
     getkeys_calls = 0;
     stopping = 0;
+#endif
     load_config();
     initialized = 1;
     return M64ERR_SUCCESS;
@@ -429,8 +438,10 @@ EXPORT m64p_error CALL PluginShutdown(void) {
         pthread_mutex_destroy(&ctl[n].lock);
         pthread_cond_destroy(&ctl[n].wake);
     }
+#ifdef KARTBOT_TEST_HOOKS
     if (trace_file) fclose(trace_file);
     trace_file = NULL;
+#endif
     initialized = 0;
     return M64ERR_SUCCESS;
 }
@@ -482,7 +493,9 @@ EXPORT void CALL GetKeys(int Control, BUTTONS *Keys) {
         }
     }
     Keys->Value = word & ~KB_RESERVED_BITS;
+#ifdef KARTBOT_TEST_HOOKS
     test_hooks(Control, Keys->Value);
+#endif
 }
 
 EXPORT void CALL ControllerCommand(int Control, unsigned char *Command) {

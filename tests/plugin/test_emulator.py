@@ -2,7 +2,7 @@
 and RSP) running a generated test ROM, against kartplay serving scripted pads.
 
 What the game read comes from the ROM's own log in RDRAM, dumped by the
-plugin's test mode (KARTBOT_DUMP) when it stops the core after
+plugin's test build (KARTBOT_DUMP) when it stops the core after
 KARTBOT_STOP_AFTER polls; KARTBOT_TRACE gives, per poll, the ROM's frame
 counter, so the test can watch emulation advance (or not) while it runs.
 """
@@ -24,7 +24,7 @@ from kartdata.sources import open_source
 from kartplay import pad as padmod
 from kartplay import testrom
 from kartplay.agent import LatestPads, ScriptedPads
-from kartplay.server import PadServer, ServerConfig
+from kartplay.protocol import PadServer, ServerConfig
 
 EMULATOR = "/usr/games/mupen64plus"
 
@@ -108,12 +108,12 @@ def served() -> list[int]:
     return []
 
 
-def test_free_run_game_reads_what_kartplay_served(tmp_path, plugin_so, served):
+def test_free_run_game_reads_what_kartplay_served(tmp_path, hooked_plugin_so, served):
     frames = 150
     cfg = ServerConfig(port=0)
     on_serve = lambda c, p: served.append(padmod.to_word(p)) if c == 0 else None  # noqa: E731
     with PadServer(ScriptedPads({0: script(5000)}), cfg, on_serve=on_serve) as srv:
-        emu = Emulator(tmp_path, plugin_so, srv.address[1], frames + 1)
+        emu = Emulator(tmp_path, hooked_plugin_so, srv.address[1], frames + 1)
         try:
             log = emu.finish()
         finally:
@@ -131,7 +131,7 @@ def test_free_run_game_reads_what_kartplay_served(tmp_path, plugin_so, served):
     assert all(v & padmod.RESERVED_BITS == 0 for v in log.values)
 
 
-def test_lockstep_frames_advance_only_as_the_agent_steps(tmp_path, plugin_so):
+def test_lockstep_frames_advance_only_as_the_agent_steps(tmp_path, hooked_plugin_so):
     polls_per_step, steps = 2, 80
     pads = script(steps)
     mailbox = LatestPads()
@@ -153,7 +153,7 @@ def test_lockstep_frames_advance_only_as_the_agent_steps(tmp_path, plugin_so):
     with PadServer(mailbox, cfg) as srv:
         emu = Emulator(
             tmp_path,
-            plugin_so,
+            hooked_plugin_so,
             srv.address[1],
             steps * polls_per_step + 1,
             KARTBOT_MODE="lockstep",
@@ -182,11 +182,11 @@ def test_lockstep_frames_advance_only_as_the_agent_steps(tmp_path, plugin_so):
     assert log.values == expected  # frame by frame, exactly what the agent decided
 
 
-def test_lockstep_scripted_exact_over_200_frames(tmp_path, plugin_so, served):
+def test_lockstep_scripted_exact_over_200_frames(tmp_path, hooked_plugin_so, served):
     cfg = ServerConfig(port=0, mode="lockstep")
     on_serve = lambda c, p: served.append(padmod.to_word(p)) if c == 0 else None  # noqa: E731
     with PadServer(ScriptedPads({0: script(1000)}), cfg, on_serve=on_serve) as srv:
-        emu = Emulator(tmp_path, plugin_so, srv.address[1], 201, KARTBOT_MODE="lockstep")
+        emu = Emulator(tmp_path, hooked_plugin_so, srv.address[1], 201, KARTBOT_MODE="lockstep")
         try:
             log = emu.finish()
         finally:
@@ -195,7 +195,7 @@ def test_lockstep_scripted_exact_over_200_frames(tmp_path, plugin_so, served):
     assert log.values == served[:200]
 
 
-def test_killing_the_server_does_not_freeze_or_crash_the_emulator(tmp_path, plugin_so):
+def test_killing_the_server_does_not_freeze_or_crash_the_emulator(tmp_path, hooked_plugin_so):
     session = synth.make_native(tmp_path / "rec", 60, width=64, height=48)
     recorded = {padmod.to_word(f.pad) for f in open_source(session).frames()}
     with PadServer(ScriptedPads({}), ServerConfig(port=0)) as probe:
@@ -210,7 +210,7 @@ def test_killing_the_server_does_not_freeze_or_crash_the_emulator(tmp_path, plug
         return p
 
     server = start_server()
-    emu = Emulator(tmp_path, plugin_so, port, 600)
+    emu = Emulator(tmp_path, hooked_plugin_so, port, 600)
     try:
         emu.wait_polls(60, 20)
         server.kill()  # SIGKILL mid-run: no goodbye

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from kartdata.schema import BUTTONS, Pad
 from kartplay import pad as padmod
 from kartplay.agent import ScriptedPads
-from kartplay.server import PadServer, ServerConfig
+from kartplay.protocol import PadServer, ServerConfig
 
 # m64p_plugin.h's BUTTONS layout, spelled out independently of kartdata.schema.
 CORE_BITS = {
@@ -70,6 +71,27 @@ def test_exports_every_required_symbol_and_api_version(harness, plugin_so):
     assert fields[0] == "type" and int(fields[1]) == 4  # M64PLUGIN_INPUT
     api = int(fields[3], 16)
     assert api >> 16 == 2 and api >= 0x020100
+
+
+HOOK_STRINGS = ("KARTBOT_TRACE", "KARTBOT_DUMP", "KARTBOT_STOP_AFTER")
+HOOK_SYMBOLS = ("stop_after", "trace_file", "dump_path", "getkeys_calls")
+
+
+def _strings_and_symbols(so: Path) -> tuple[bytes, str]:
+    nm = subprocess.run(["nm", str(so)], capture_output=True, text=True, check=True)
+    return so.read_bytes(), nm.stdout
+
+
+def test_product_build_has_no_test_hooks(plugin_so, hooked_plugin_so):
+    data, symbols = _strings_and_symbols(plugin_so)
+    names = {line.split()[-1] for line in symbols.splitlines()}
+    assert not [s for s in HOOK_STRINGS if s.encode() in data]
+    assert not [s for s in HOOK_SYMBOLS if s in names]
+    # The check itself can see hooks: the tests' build has every one.
+    data, symbols = _strings_and_symbols(hooked_plugin_so)
+    names = {line.split()[-1] for line in symbols.splitlines()}
+    assert all(s.encode() in data for s in HOOK_STRINGS)
+    assert all(s in names for s in HOOK_SYMBOLS)
 
 
 def test_every_key_and_axis_maps_to_its_bit_in_buttons(harness, plugin_so):
@@ -188,6 +210,74 @@ def test_free_run_survives_server_down_and_recovers(harness, plugin_so):
     assert err.count("is back") == 1
 
 
+class SilentServer:
+    """Accepts connections and reads requests, but never answers one."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.requests = 0
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                pass
+            else:
+                conn.setblocking(False)
+                self._conns.append(conn)
+                self.accepted += 1
+            for conn in self._conns:
+                try:
+                    self.requests += conn.recv(4096).count(b"GET /")
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self._conns:
+            conn.close()
+        self.sock.close()
+
+
+def test_free_run_server_that_never_answers_does_not_block_getkeys(harness, plugin_so):
+    frames = 3000
+    srv = SilentServer()
+    try:
+        env = clean_env(KARTBOT_PORT=str(srv.port), KARTBOT_TIMEOUT_MS="100")
+        r = subprocess.run(
+            [str(harness), "run", str(plugin_so), str(frames), "1000"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    finally:
+        srv.close()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    rows = [ln.split() for ln in lines[1:-1]]
+    # Every frame came, in order, with the neutral pad.
+    assert [int(f[0]) for f in rows] == list(range(frames))
+    assert all(f[1:] == ["00000000"] * 4 for f in rows)
+    # The plugin did talk to it: connected, asked, timed out, reconnected.
+    assert srv.accepted >= 2 and srv.requests >= 2, (srv.accepted, srv.requests)
+    assert r.stderr.count("not answering") == 1
+    stats = next(ln for ln in r.stderr.splitlines() if ln.startswith("getkeys_ns"))
+    p99 = int(stats.split()[2])
+    assert p99 < 100_000, stats  # GetKeys p99 under 100 us
+
+
 REPLIES = [
     # (name, reply bytes, expected status, expected word)
     (
@@ -240,12 +330,15 @@ def test_fuzz_reply_parser(built, tmp_path):
             # ASan's quarantine of freed blocks grows RSS at ~150k runs/s; bound
             # it so the limit catches real leaks, not the allocator's cache.
             "-rss_limit_mb=2048",
+            # Crash/oom/leak/timeout files go here, never into the working directory.
+            f"-artifact_prefix={tmp_path}/",
             str(corpus),
         ],
         env={**os.environ, "ASAN_OPTIONS": "quarantine_size_mb=32:detect_leaks=1"},
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Done" in r.stderr
