@@ -43,7 +43,7 @@ def pct(xs: list[float], q: float) -> float:
 def getkeys(frames: int) -> tuple[float, float]:
     from kartdata.schema import Pad
     from kartplay.agent import ScriptedPads
-    from kartplay.server import PadServer, ServerConfig
+    from kartplay.protocol import PadServer, ServerConfig
 
     subprocess.run(["make", "-s", "-C", str(ROOT / "plugin"), "harness"], check=True)
     build = ROOT / "plugin" / "build"
@@ -113,7 +113,7 @@ class _Naive(BaseHTTPRequestHandler):
 def server_latency(n: int, naive_n: int) -> tuple[list[float], list[float]]:
     from kartdata.schema import Pad
     from kartplay.agent import ScriptedPads
-    from kartplay.server import PadServer, ServerConfig
+    from kartplay.protocol import PadServer, ServerConfig
 
     with PadServer(
         ScriptedPads({0: [Pad(x=0.5, buttons=frozenset({"a"}))]}), ServerConfig(port=0)
@@ -166,8 +166,8 @@ def policy_inference(n: int) -> dict[str, list[float]]:
     import numpy as np
 
     from kartdata.schema import ClassThresholds
+    from kartmodel.artifact import export, load_artifact
     from kartmodel.config import TrainConfig
-    from kartmodel.export import export, load_artifact
     from kartmodel.run import BEST_WEIGHTS, Run
     from kartplay import policy
 

@@ -1,6 +1,6 @@
 """Training throughput and input-pipeline wait, from a dataset made by the sharder.
 
-For each model: examples/s of streaming training (``kartmodel.train`` over
+For each model: examples/s of streaming training (``kartmodel.trainer`` over
 ``kartdata.load``, augmentation on) and the share of step time spent waiting on
 the input iterator; the baseline, measured in the same run, is the same train
 step fed one constant in-memory batch (the compute ceiling). Also: parameters,
@@ -31,7 +31,7 @@ from kartdata.manifest import Manifest
 from kartdata.shard import ShardConfig, shard
 from kartmodel.config import DataOptions, TrainConfig
 from kartmodel.run import Run
-from kartmodel.train import Trainer, load_config, train
+from kartmodel.trainer import Trainer, load_config, train
 
 
 def compute_ceiling(run: Path, steps: int) -> float:

@@ -66,7 +66,7 @@ def train(
     With TF_CONFIG naming several workers, run this on each of them
     (MultiWorkerMirroredStrategy); each reads its own share of the shard files."""
     from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.train import train as run_training
+    from kartmodel.trainer import train as run_training
 
     config = None
     if not resume:
@@ -119,8 +119,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Metrics per session and overall; saved under RUN/eval/."""
-    from kartmodel.evaluate import evaluate as run_evaluation
-    from kartmodel.evaluate import format_table
+    from kartmodel.evaluation import evaluate as run_evaluation
+    from kartmodel.evaluation import format_table
 
     ev = run_evaluation(run, dataset, split, _which(checkpoint), batch_size)
     typer.echo(json.dumps(ev.to_json(), indent=1) if as_json else format_table(ev))
@@ -134,7 +134,7 @@ def export(
     checkpoint: str = typer.Option("best", help="best or last."),
 ) -> None:
     """Write a model with its kartkit.json (input spec, targets, preprocessing version)."""
-    from kartmodel.export import export as run_export
+    from kartmodel.artifact import export as run_export
 
     path = run_export(run, format, out, _which(checkpoint))
     typer.echo(f"exported {format} model to {path}")

@@ -61,7 +61,7 @@ def serve(
     status: bool = typer.Option(True, help="Print a status line once a second."),
 ) -> None:
     """Serve pads to the emulator plugin (input-bot protocol) from a model or a recording."""
-    from kartplay import serving
+    from kartplay import serve as serving
     from kartplay.policy import PolicyConfig
 
     serving.run(
@@ -145,10 +145,10 @@ def sim_record(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Drive the expert (or a model, labelled by the expert) and record native sessions."""
+    from kartplay.sim.collect import PerturbConfig, SimRecordConfig, collect
     from kartplay.sim.env import parse_seeds
-    from kartplay.sim.record import PerturbConfig, RecordConfig, record
 
-    config = RecordConfig(
+    config = SimRecordConfig(
         steps=steps,
         every=every,
         perturb=PerturbConfig(
@@ -162,7 +162,7 @@ def sim_record(
         policy=policy,
         seed=schedule_seed,
     )
-    reports = record(out, parse_seeds(seeds), config, workers or None)
+    reports = collect(out, parse_seeds(seeds), config, workers or None)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in reports], indent=1))
         return

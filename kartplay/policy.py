@@ -35,7 +35,7 @@ SELECTIONS: tuple[str, ...] = ("sample", "argmax", "expected")
 
 
 class Model(Protocol):
-    """What a policy needs of a model: ``kartmodel.export.Artifact`` is one."""
+    """What a policy needs of a model: ``kartmodel.artifact.Artifact`` is one."""
 
     spec: InputSpec
     targets: tuple[str, ...]
@@ -165,6 +165,6 @@ class Policy:
 
 def load(path: str | Path, config: PolicyConfig | None = None) -> Policy:
     """The policy of an exported model directory (``kartmodel export``)."""
-    from kartmodel.export import load_artifact
+    from kartmodel.artifact import load_artifact
 
     return Policy(load_artifact(path), config or PolicyConfig())

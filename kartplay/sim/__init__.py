@@ -1,3 +1,3 @@
 """The CarRacing-v3 simulator: pad mapping (``env``), the scripted expert
-(``expert``), recording sessions (``record``), closed-loop evaluation
+(``expert``), collecting sessions (``collect``), closed-loop evaluation
 (``drive``), the ablation (``ablation``) and the main job (``demo``)."""

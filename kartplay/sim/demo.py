@@ -48,7 +48,7 @@ class DemoConfig:
     eval_steps: int = 1000
     every: int = 2
     #: Mistakes per second in the perturbed recordings, and the share of them
-    #: that are overspeeds (see kartplay.sim.record).
+    #: that are overspeeds (see kartplay.sim.collect).
     perturb: float = 0.5
     overspeed: float = 0.5
     model: str = "sepnet"

@@ -42,7 +42,7 @@ FRAME_SHAPE = (96, 96, 3)
 
 
 @dataclass(frozen=True, slots=True)
-class PadMapping:
+class ActionMapping:
     """How pad buttons become pedal levels (and back)."""
 
     gas: float = 1.0
@@ -72,7 +72,7 @@ class PadMapping:
         return Pad(x=max(-1.0, min(1.0, steer)), buttons=frozenset(buttons))
 
 
-DEFAULT_MAPPING = PadMapping()
+DEFAULT_MAPPING = ActionMapping()
 
 
 def make_env(render_mode: str | None = "rgb_array") -> Any:
@@ -127,7 +127,7 @@ class Episode:
     scores stay comparable across policies.
     """
 
-    def __init__(self, env: Any, seed: int, mapping: PadMapping = DEFAULT_MAPPING) -> None:
+    def __init__(self, env: Any, seed: int, mapping: ActionMapping = DEFAULT_MAPPING) -> None:
         self.env = env
         self.mapping = mapping
         self.obs, _ = env.reset(seed=seed)

@@ -17,7 +17,7 @@ from kartdata.manifest import Manifest
 from kartdata.preprocess import preprocess
 from kartmodel.config import DataOptions, TrainConfig
 from kartmodel.run import Run
-from kartmodel.train import Trainer, load_config
+from kartmodel.trainer import Trainer, load_config
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ from model_datasets import frame, key_of
 
 from kartdata.errors import KartError, ModelError
 from kartdata.preprocess import preprocess
+from kartmodel.artifact import ARTIFACT_FILE, export, load_artifact
 from kartmodel.config import DataOptions, TrainConfig
-from kartmodel.evaluate import evaluate, format_table
-from kartmodel.export import ARTIFACT_FILE, export, load_artifact
+from kartmodel.evaluation import evaluate, format_table
 from kartmodel.run import Run
-from kartmodel.train import TrainResult, train
+from kartmodel.trainer import TrainResult, train
 
 EPOCHS, BATCH, LR = 4, 32, 3e-3
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from xvfb import poll as _poll
 
-from kartdata.capture import Region, ScreenCapture
+from kartdata.devices.capture import Region, ScreenCapture
 from kartdata.schema import RECOVERY_TAG
 from kartdata.sources import open_source
 from kartplay.pad import NEUTRAL, to_json_obj
@@ -44,14 +44,14 @@ poll = functools.partial(_poll, timeout_s=30.0)
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A PilotNet (66x200, outputs x,a,b) exported by the real ``kartmodel.export``
+    """A PilotNet (66x200, outputs x,a,b) exported by the real ``kartmodel.artifact``
     from a run directory written by ``kartmodel.run``: random weights, seeded,
     with the output layer scaled up so that the pad varies with what is on screen."""
     import keras
 
     from kartdata.schema import ClassThresholds
+    from kartmodel.artifact import export
     from kartmodel.config import TrainConfig
-    from kartmodel.export import export
     from kartmodel.run import BEST_WEIGHTS, Run
 
     keras.utils.set_random_seed(3)
@@ -68,7 +68,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def expected_pad(art: Path, display: str, region: Region) -> dict[str, int]:
     """What the policy answers for what is on screen now: the same artifact, the
     same capture, the same preprocessing (inside ``Artifact.predict``)."""
-    from kartmodel.export import load_artifact
+    from kartmodel.artifact import load_artifact
 
     with ScreenCapture(display) as cap:
         frame = cap.grab(region)
@@ -227,9 +227,9 @@ def test_override_and_second_player_through_the_server(
 ) -> None:
     """In-process (an SDL virtual joystick exists only in the process that made it),
     but built by the same :class:`Serving` the CLI runs."""
-    from kartdata.inputs import VirtualPad
+    from kartdata.devices.gamepad import VirtualPad
     from kartplay.override import DEFAULT_OVERRIDE_BUTTON
-    from kartplay.serving import ServeOptions, Serving
+    from kartplay.serve import ServeOptions, Serving
 
     want = expected_pad(artifact, screen.name, RED)
     with ScreenCapture(screen.name) as cap:
@@ -327,9 +327,9 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
 ) -> None:
     """In lockstep the AI is not stepped while the human drives, so the recorder
     must capture by itself instead of reusing the agent's last frame."""
-    from kartdata.inputs import VirtualPad
+    from kartdata.devices.gamepad import VirtualPad
     from kartplay.override import DEFAULT_OVERRIDE_BUTTON
-    from kartplay.serving import ServeOptions, Serving
+    from kartplay.serve import ServeOptions, Serving
 
     vp = VirtualPad()
     opts = ServeOptions(

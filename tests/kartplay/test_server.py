@@ -12,7 +12,7 @@ import pytest
 from kartdata.schema import Pad
 from kartplay.agent import LatestPads, ScriptedPads
 from kartplay.pad import to_json_obj
-from kartplay.server import PadServer, ServerConfig, ServerError
+from kartplay.protocol import PadServer, ServerConfig, ServerError
 
 PADS = [
     Pad(x=i / 10 - 0.5, y=0.1 * (i % 3), buttons=frozenset({"a"} if i % 2 else {"b"}))

@@ -11,8 +11,8 @@ import pytest
 from kartdata.manifest import Encoding
 from kartdata.shard import ShardConfig, shard
 from kartplay.sim.ablation import AblationConfig, run_ablation, table
+from kartplay.sim.collect import PerturbConfig, SimRecordConfig, collect
 from kartplay.sim.drive import drive_expert
-from kartplay.sim.record import PerturbConfig, RecordConfig, record
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,8 @@ def test_ablation_trains_each_seed_and_drives_the_expert_once(
     monkeypatch.setenv("KARTKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     rec, ds, out = tmp_path / "rec", tmp_path / "ds", tmp_path / "ablation"
-    record(rec, [1], RecordConfig(steps=80), workers=1)
-    record(rec, [2], RecordConfig(steps=80, perturb=PerturbConfig(rate=1.5, overspeed=0.5)), 1)
+    collect(rec, [1], SimRecordConfig(steps=80), workers=1)
+    collect(rec, [2], SimRecordConfig(steps=80, perturb=PerturbConfig(rate=1.5, overspeed=0.5)), 1)
     shard([rec], ds, ShardConfig(Encoding(max_width=96, max_height=96), workers=0, validate=False))
 
     seeds, steps = (21,), 20

@@ -11,9 +11,9 @@ import pytest
 from kartdata.errors import KartError
 from kartdata.schema import RECOVERY_TAG, Pad
 from kartdata.sources.native import NativeSession
+from kartplay.sim.collect import PerturbConfig, SimRecordConfig, _PushSchedule, collect
 from kartplay.sim.env import DEFAULT_MAPPING, FRAME_SHAPE, Episode, make_env, parse_seeds
 from kartplay.sim.expert import Expert
-from kartplay.sim.record import PerturbConfig, RecordConfig, _PushSchedule, record
 
 
 def test_expert_actions_round_trip_through_the_pad_schema() -> None:
@@ -88,7 +88,7 @@ def test_overspeed_pushes_hold_the_gas_and_release_the_brake() -> None:
 
 
 def test_recorded_pads_replay_the_recorded_frames(tmp_path: Path) -> None:
-    reports = record(tmp_path, [5], RecordConfig(steps=80), workers=1)
+    reports = collect(tmp_path, [5], SimRecordConfig(steps=80), workers=1)
     assert reports[0].frames == 80 and reports[0].recovery_frames == 0
     s = NativeSession(tmp_path / "expert-seed00005")
     assert s.meta.track == "carracing-5" and s.meta.extra["seed"] == 5
@@ -108,8 +108,8 @@ def test_recorded_pads_replay_the_recorded_frames(tmp_path: Path) -> None:
 
 
 def test_perturbed_session_tags_recovery_segments(tmp_path: Path) -> None:
-    config = RecordConfig(steps=200, perturb=PerturbConfig(rate=1.5), seed=3)
-    (r,) = record(tmp_path, [2], config, workers=1)
+    config = SimRecordConfig(steps=200, perturb=PerturbConfig(rate=1.5), seed=3)
+    (r,) = collect(tmp_path, [2], config, workers=1)
     frames = list(NativeSession(r.path).frames())
     tagged = [f.index for f in frames if RECOVERY_TAG in f.tags]
     assert r.recovery_frames == len(tagged) > 0
@@ -117,7 +117,7 @@ def test_perturbed_session_tags_recovery_segments(tmp_path: Path) -> None:
     meta = json.loads((Path(r.path) / "session.json").read_text())
     assert meta["player"] == "perturbed" and meta["extra"]["perturb"]["rate"] == 1.5
     with pytest.raises(KartError, match="already exists"):
-        record(tmp_path, [2], config, workers=1)
+        collect(tmp_path, [2], config, workers=1)
 
 
 def test_parse_seeds() -> None:

@@ -21,7 +21,7 @@ The pieces, from the screen to the socket:
 - optionally :class:`~kartplay.override.ManualOverride` wraps that mailbox
   (a human takes controller 0 over by holding a button; controller 1 a human),
   with a :class:`~kartplay.override.CorrectionRecorder` writing each takeover;
-- :class:`~kartplay.server.PadServer` answers the plugin.
+- :class:`~kartplay.protocol.PadServer` answers the plugin.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .agent import AgentLoop, LatestPads, PadSource, replay_pads
 from .override import DEFAULT_OVERRIDE_BUTTON, CorrectionRecorder, ManualOverride
 from .pad import NEUTRAL
 from .policy import PolicyConfig
-from .server import PadServer, ServerConfig
+from .protocol import PadServer, ServerConfig
 
 #: Controller driven by the AI (and taken over by the override pad).
 AI_CONTROLLER = 0
@@ -113,7 +113,7 @@ class FrameFeed:
     correction recorder stores what the agent was looking at."""
 
     def __init__(self, region: str | None, window: str | None, display: str | None) -> None:
-        from kartdata.capture import Region, ScreenCapture, WindowRegion
+        from kartdata.devices.capture import Region, ScreenCapture, WindowRegion
 
         self.capture = ScreenCapture(display)
         self.window = WindowRegion(window, display) if window else None
@@ -310,7 +310,7 @@ class Serving:
         return self.override
 
     def _gamepad(self, index: int) -> Any:
-        from kartdata.inputs import Gamepad
+        from kartdata.devices.gamepad import Gamepad
 
         pad = Gamepad(index)
         self._gamepads.append(pad)

@@ -25,7 +25,7 @@ from kartmodel import losses
 from kartmodel.config import TrainConfig
 from kartmodel.metrics import Totals, batch_stats
 from kartmodel.run import EVAL_DIR, Run, Which
-from kartmodel.train import load_config
+from kartmodel.trainer import load_config
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Recording the simulator as native kartkit sessions.
+"""Collecting driving sessions on the simulator, written as native kartkit sessions
+(``kartplay sim record``).
 
 Each step's 96x96 observation and the expert's action (as a pad, see
 :mod:`kartplay.sim.env`) become one frame of a session, one session per track
@@ -66,7 +67,7 @@ class PerturbConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordConfig:
+class SimRecordConfig:
     steps: int = 1000
     #: Keep every k-th step (the session's rate is ``50 / every`` frames/s).
     every: int = 1
@@ -86,7 +87,7 @@ class RecordConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionReport:
+class SimSessionReport:
     path: str
     seed: int
     frames: int
@@ -99,17 +100,19 @@ class SessionReport:
         return asdict(self)
 
 
-def session_name(seed: int, config: RecordConfig) -> str:
+def session_name(seed: int, config: SimRecordConfig) -> str:
     return f"{driver_name(config)}-seed{seed:05d}"
 
 
-def driver_name(config: RecordConfig) -> str:
+def driver_name(config: SimRecordConfig) -> str:
     if config.policy:
         return "learner"
     return "perturbed" if config.perturb.rate > 0 else "expert"
 
 
-def record_seed(out: str | Path, seed: int, config: RecordConfig = RecordConfig()) -> SessionReport:
+def collect_seed(
+    out: str | Path, seed: int, config: SimRecordConfig = SimRecordConfig()
+) -> SimSessionReport:
     """Drive one track and write it as a session under ``out``."""
     from kartdata.sources.native import SessionWriter
 
@@ -165,15 +168,17 @@ def record_seed(out: str | Path, seed: int, config: RecordConfig = RecordConfig(
         p = ep.finish()
     finally:
         env.close()
-    return SessionReport(str(path), seed, frames, recovery, p.score, p.tiles, driver_name(config))
+    return SimSessionReport(
+        str(path), seed, frames, recovery, p.score, p.tiles, driver_name(config)
+    )
 
 
-def record(
+def collect(
     out: str | Path,
     seeds: Sequence[int],
-    config: RecordConfig = RecordConfig(),
+    config: SimRecordConfig = SimRecordConfig(),
     workers: int | None = None,
-) -> list[SessionReport]:
+) -> list[SimSessionReport]:
     """Record one session per seed, spreading seeds over worker processes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,12 +189,12 @@ def record(
             )
     workers = min(len(seeds), workers or os.cpu_count() or 1)
     if workers <= 1:
-        return [record_seed(out, s, config) for s in seeds]
+        return [collect_seed(out, s, config) for s in seeds]
     import multiprocessing as mp
 
     # spawn: a forked TensorFlow (the learner) is not safe to use.
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(record_seed, [out] * len(seeds), seeds, [config] * len(seeds)))
+        return list(pool.map(collect_seed, [out] * len(seeds), seeds, [config] * len(seeds)))
 
 
 class _PushSchedule:
@@ -234,7 +239,7 @@ class _PushSchedule:
         return label, True
 
 
-def _meta(seed: int, config: RecordConfig, shape: tuple[int, ...]) -> SessionMeta:
+def _meta(seed: int, config: SimRecordConfig, shape: tuple[int, ...]) -> SessionMeta:
     return SessionMeta(
         game=GAME,
         track=f"{GAME}-{seed}",
