@@ -15,8 +15,11 @@ from kartdata.sources.native import NativeSession
 __all__ = ["Frame", "NativeSession", "Source", "SourceError", "discover", "open_source"]
 
 
-def open_source(path: str | Path, *, trust_pickle: bool = False) -> Source:
-    """Open one recording, guessing its layout from what the path holds."""
+def open_source(path: str | Path, *, trust_pickle: bool = False, key: str | None = None) -> Source:
+    """Open one recording, guessing its layout from what the path holds.
+
+    ``key``: the recording's key computed earlier in this run (it reads every
+    frame), to reuse rather than compute again."""
     p = Path(path)
     if not p.exists():
         raise SourceError(f"{p}: no such file or directory")
@@ -26,16 +29,16 @@ def open_source(path: str | Path, *, trust_pickle: bool = False) -> Source:
         except PermissionError:
             raise SourceError(f"{p}: directory is not readable (permission denied)") from None
         if "session.json" in names:
-            return NativeSession(p)
+            return NativeSession(p, key=key)
         if "data.csv" in names:
             from kartdata.sources.tensorkart import TensorKartSession
 
-            return TensorKartSession(p)
+            return TensorKartSession(p, key=key)
         raise SourceError(f"{p}: not a recording (no session.json or data.csv)")
     if p.suffix == ".npy":
         from kartdata.sources.ctr import CtrFile
 
-        return CtrFile(p, trust_pickle=trust_pickle)
+        return CtrFile(p, trust_pickle=trust_pickle, key=key)
     raise SourceError(f"{p}: not a recording (expected a session directory or a CTR-AI .npy)")
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +13,11 @@ import numpy as np
 
 from kartdata.errors import SourceError
 from kartdata.schema import Pad, SessionMeta
+
+#: Marks an image file that a recording names but that is not there (validate
+#: reports it as a ``missing`` frame; the key must still exist).
+_MISSING = b"\xffmissing"
+_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +56,11 @@ class Source(Protocol):
 
     @property
     def key(self) -> str:
-        """Stable content fingerprint; the same recording gives the same key
-        wherever it lies, so re-sharding it is detected and skipped."""
+        """``<layout>-<recording>-<content>``: ``recording`` fingerprints what
+        names the recording (its tables; a CTR file's name), ``content`` every
+        byte of every frame. The same recording gives the same key wherever it
+        lies, so re-sharding it is skipped; one whose frames changed keeps its
+        recording part, so the sharder can tell it from a new one."""
         ...
 
     def frames(self) -> Iterator[Frame]: ...
@@ -124,3 +133,53 @@ def fingerprint(*parts: bytes | Path) -> str:
             h.update(part)
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def frames_fingerprint(paths: Iterable[str]) -> str:
+    """Every byte of every image file, streamed, as 16 hex digits.
+
+    Each file's bytes go through CRC32C (SSE4.2 / ARMv8 instructions, tens of
+    GB/s: the cost per frame is the read, not the digest), and each file's
+    name, size and CRC are folded into one sha256 in order. A repaired frame of
+    the same size changes its CRC, hence the key; the size and name only guard
+    against a frame moved or renamed. ``paths`` are strings: at ~40 µs a
+    frame, pathlib's own overhead was a third of the cost.
+    """
+    import google_crc32c
+
+    h = hashlib.sha256()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            h.update(os.path.basename(path).encode() + _MISSING + b"\0")
+            continue
+        except OSError as e:
+            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        crc, size = 0, 0
+        try:
+            while chunk := os.read(fd, _READ_CHUNK):
+                crc = google_crc32c.extend(crc, chunk)
+                size += len(chunk)
+        except OSError as e:
+            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        finally:
+            os.close(fd)
+        h.update(f"{os.path.basename(path)}\0{size}\0{crc:08x}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def recording_of(key: str) -> str:
+    """The recording part of a session key (``<layout>-<recording>``): the same
+    for two versions of one recording whose frames differ."""
+    layout, _, rest = key.partition("-")
+    return f"{layout}-{rest.split('-', 1)[0]}"
+
+
+def legacy_keys(key: str) -> tuple[str, str]:
+    """What this recording's key was before keys covered the frames
+    (``<layout>-<tables>`` for native and TensorKart, ``<layout>-<file>`` for
+    CTR), to recognise sessions in datasets sharded by kartkit before then."""
+    layout, _, rest = key.partition("-")
+    first, _, second = rest.partition("-")
+    return f"{layout}-{first}", f"{layout}-{second}"

@@ -53,7 +53,9 @@ class CtrFile:
 
     layout = "ctr"
 
-    def __init__(self, path: str | Path, trust_pickle: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, trust_pickle: bool = False, *, key: str | None = None
+    ) -> None:
         self.path = Path(path)
         if not trust_pickle:
             raise UntrustedPickleError(
@@ -61,12 +63,14 @@ class CtrFile:
                 "file; pass --trust-pickle (trust_pickle=True) only for files you trust"
             )
         self._meta: SessionMeta | None = None
-        self._key: str | None = None
+        self._key = key
 
     @property
     def key(self) -> str:
+        """The file's name stands for the recording (CTR-AI names each part by
+        date, time, user, track, mode and number); its bytes hold every frame."""
         if self._key is None:
-            self._key = "ctr-" + fingerprint(self.path)
+            self._key = f"ctr-{fingerprint(self.path.name.encode())}-{fingerprint(self.path)}"
         return self._key
 
     @property

@@ -41,7 +41,7 @@ from kartdata.schema import (
     SessionMeta,
     frame_filename,
 )
-from kartdata.sources.base import Frame, fingerprint, load_image_file
+from kartdata.sources.base import Frame, fingerprint, frames_fingerprint, load_image_file
 
 
 class TornRowWarning(UserWarning):
@@ -53,10 +53,12 @@ class NativeSession:
 
     layout = "native"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, key: str | None = None) -> None:
+        """``key``: this recording's key as computed earlier (the sharder hands
+        its workers the key it matched, so they do not read every frame again)."""
         self.path = Path(path)
         self._meta: SessionMeta | None = None
-        self._key: str | None = None
+        self._key = key
 
     @property
     def meta(self) -> SessionMeta:
@@ -79,8 +81,24 @@ class NativeSession:
     @property
     def key(self) -> str:
         if self._key is None:
-            self._key = "native-" + fingerprint(self.path / SESSION_FILE, self.path / CONTROLS_FILE)
+            tables = fingerprint(self.path / SESSION_FILE, self.path / CONTROLS_FILE)
+            self._key = f"native-{tables}-{frames_fingerprint(self._image_files())}"
         return self._key
+
+    def _image_files(self) -> list[str]:
+        """Every finished image in ``frames/``, by name (a ``.part`` is a write
+        in progress, never a frame)."""
+        try:
+            with os.scandir(self.path / FRAMES_DIR) as it:
+                names = sorted(e.name for e in it if e.is_file() and not e.name.endswith(".part"))
+        except FileNotFoundError:
+            return []
+        except PermissionError:
+            raise SourceError(
+                f"{self.path / FRAMES_DIR}: directory is not readable (permission denied)"
+            ) from None
+        root = str(self.path / FRAMES_DIR)
+        return [os.path.join(root, n) for n in names]
 
     @property
     def controls_path(self) -> Path:

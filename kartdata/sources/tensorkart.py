@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from kartdata.errors import SourceError
 from kartdata.schema import Pad, SchemaError, SessionMeta
-from kartdata.sources.base import Frame, fingerprint, load_image_file
+from kartdata.sources.base import Frame, fingerprint, frames_fingerprint, load_image_file
 
 DATA_FILE = "data.csv"
 COLUMNS = ("path", "x", "y", "a", "b", "rb")
@@ -54,10 +55,11 @@ class TensorKartSession:
 
     layout = "tensorkart"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, key: str | None = None) -> None:
+        """``key``: as for :class:`~kartdata.sources.native.NativeSession`."""
         self.path = Path(path)
         self._meta: SessionMeta | None = None
-        self._key: str | None = None
+        self._key = key
 
     @property
     def data_path(self) -> Path:
@@ -66,7 +68,11 @@ class TensorKartSession:
     @property
     def key(self) -> str:
         if self._key is None:
-            self._key = "tensorkart-" + fingerprint(self.data_path)
+            # by name only: the containment check (a resolve per row, most of
+            # the key's cost) is the reader's, which refuses an escaping path
+            root = str(self.path)
+            images = [os.path.join(root, _file_name(f[0])) for _, f in self._rows()]
+            self._key = f"tensorkart-{fingerprint(self.data_path)}-{frames_fingerprint(images)}"
         return self._key
 
     @property
@@ -153,8 +159,7 @@ class TensorKartSession:
 
     def _resolve(self, line: int, recorded: str) -> Path:
         """The image a recorded path names, looked up by file name in the session."""
-        # Recordings made on Windows use backslashes; either way only the name counts.
-        name = PureWindowsPath(recorded).name if "\\" in recorded else PurePosixPath(recorded).name
+        name = _file_name(recorded)
         where = f"{self.data_path}:{line}"
         if name in ("", ".", ".."):
             raise SourceError(f"{where}: image path {recorded!r} escapes the session directory")
@@ -166,6 +171,11 @@ class TensorKartSession:
         if not inside:
             raise SourceError(f"{where}: image path {recorded!r} escapes the session directory")
         return img
+
+
+def _file_name(recorded: str) -> str:
+    # Recordings made on Windows use backslashes; either way only the name counts.
+    return PureWindowsPath(recorded).name if "\\" in recorded else PurePosixPath(recorded).name
 
 
 def _loader(path: Path, index: int):  # -> Callable[[], np.ndarray]

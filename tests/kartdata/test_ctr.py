@@ -9,6 +9,7 @@ from kartdata import synth
 from kartdata.errors import SourceError, UntrustedPickleError
 from kartdata.schema import RECOVERY_TAG
 from kartdata.sources import discover, open_source
+from kartdata.sources.base import recording_of
 from kartdata.sources.ctr import FRAME_NS, CtrFile
 
 
@@ -54,3 +55,14 @@ def test_bad_label_and_truncated_file(ctr_file: Path, tmp_path: Path) -> None:
     ctr_file.write_bytes(data[: len(data) // 2])
     with pytest.raises(SourceError, match=r"\.npy: not a readable \.npy file"):
         list(CtrFile(ctr_file, trust_pickle=True).frames())
+
+
+def test_key_covers_the_frames_and_keeps_the_name(ctr_file: Path, tmp_path: Path) -> None:
+    items = np.load(ctr_file, allow_pickle=True)
+    items[3, 0][0, 0, 0] ^= 1  # one pixel of one frame: the same file size
+    other = tmp_path / "other" / ctr_file.name
+    other.parent.mkdir()
+    np.save(other, items, allow_pickle=True)
+    assert other.stat().st_size == ctr_file.stat().st_size
+    a, b = CtrFile(ctr_file, trust_pickle=True).key, CtrFile(other, trust_pickle=True).key
+    assert a != b and recording_of(a) == recording_of(b)

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kartdata import synth
 from kartdata.errors import SourceError
 from kartdata.schema import CONTROLS_FILE, SESSION_FILE, Pad, SessionMeta, frame_filename
 from kartdata.sources import NativeSession, open_source
+from kartdata.sources.base import recording_of
 from kartdata.sources.native import SessionWriter, TornRowWarning
 
 
@@ -50,6 +52,27 @@ def test_key_is_content_fingerprint(tmp_path: Path, native_session: Path) -> Non
     meta["track"] = "other"
     (copy / SESSION_FILE).write_text(json.dumps(meta))
     assert NativeSession(native_session).key != NativeSession(copy).key
+
+
+def test_key_changes_with_any_frame_byte_even_at_the_same_size(native_session: Path) -> None:
+    frame = native_session / frame_filename(17)
+    synth.retouch_png(frame, store=True)
+    before, size = NativeSession(native_session).key, frame.stat().st_size
+    synth.retouch_png(frame)
+    assert frame.stat().st_size == size
+    after = NativeSession(native_session).key
+    assert after != before
+    # the same recording (tables untouched), another version of its frames
+    assert recording_of(after) == recording_of(before) != after
+    assert NativeSession(native_session, key=before).key == before  # a key handed in is kept
+    frame.unlink()  # a missing frame still has a key (validate reports the frame)
+    assert NativeSession(native_session).key not in (before, after)
+
+
+def test_key_names_no_unfinished_image(native_session: Path) -> None:
+    before = NativeSession(native_session).key
+    (native_session / "frames" / "00000040.png.part").write_bytes(b"half an image")
+    assert NativeSession(native_session).key == before
 
 
 def test_bad_row_names_file_and_line(native_session: Path) -> None:

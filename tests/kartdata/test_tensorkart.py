@@ -9,6 +9,7 @@ import pytest
 from kartdata import synth
 from kartdata.errors import SourceError
 from kartdata.sources import open_source
+from kartdata.sources.base import recording_of
 from kartdata.sources.tensorkart import FRAME_NS, RESTART_GAP_NS, TensorKartSession
 
 
@@ -95,3 +96,20 @@ def test_reader_does_not_modify_the_recording(tensorkart_session: Path) -> None:
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tensorkart_session.iterdir()}
     assert before == after
     assert s.key == TensorKartSession(tensorkart_session).key
+
+
+def test_key_covers_every_named_image(tensorkart_session: Path, tmp_path: Path) -> None:
+    import shutil
+
+    frame = tensorkart_session / "img_7.png"
+    synth.retouch_png(frame, store=True)
+    before, size = open_source(tensorkart_session).key, frame.stat().st_size
+    copy = tmp_path / "elsewhere" / tensorkart_session.name
+    shutil.copytree(tensorkart_session, copy)
+    assert open_source(copy).key == before
+    synth.retouch_png(copy / "img_7.png")
+    assert (copy / "img_7.png").stat().st_size == size
+    after = open_source(copy).key
+    assert after != before and recording_of(after) == recording_of(before)
+    (copy / "stray.txt").write_text("not named by data.csv")
+    assert open_source(copy).key == after

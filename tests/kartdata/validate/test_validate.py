@@ -198,10 +198,15 @@ def test_cli_exit_codes_json_gallery(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "breakage",
-    ["missing-session-json", "bad-json", "bad-header", "no-path"],
+    ("breakage", "message"),
+    [
+        ("missing-session-json", "{s}/data.csv: no rows"),
+        ("bad-json", "{s}/session.json: not valid JSON (Expecting property name"),
+        ("bad-header", "{s}/controls.csv:1: header lacks column(s) x, y, "),
+        ("no-path", "{s}: no such file or directory"),
+    ],
 )
-def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, breakage: str) -> None:
+def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, breakage: str, message: str) -> None:
     env = {**os.environ, "KARTKIT_CACHE": str(tmp_path / "cache")}
     s = _session(tmp_path, n=10)
     if breakage == "missing-session-json":
@@ -216,7 +221,13 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, breakage: str) ->
     p = _cli(str(s), env=env)
     assert p.returncode == 2, p.stdout + p.stderr
     assert "Traceback" not in p.stderr + p.stdout
-    if breakage in ("no-path",):
-        assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: ")
+    expected = message.format(s=s)
+    if breakage == "no-path":
+        # nothing to report on: the one line goes to stderr, and nothing else does
+        assert p.stderr == f"error: {expected}\n" and p.stdout == ""
     else:
-        assert "exit 2" in p.stdout
+        # the report names the one error, on one line, and says why the exit is 2
+        errors = [ln.strip() for ln in p.stdout.splitlines() if ln.strip().startswith("error ")]
+        assert len(errors) == 1, p.stdout
+        assert errors[0].startswith(f"error    [structure] {expected}"), errors[0]
+        assert p.stdout.rstrip().endswith("== input unusable (exit 2)") and p.stderr == ""
