@@ -16,6 +16,8 @@ APT_PACKAGES=(
   x11-apps x11-xserver-utils
   # SDL for pygame and the simulator
   libsdl2-2.0-0 swig
+  # SuperTuxKart 1.4, the real 3D game (kartplay.stk; ~650 MB with its data)
+  supertuxkart supertuxkart-data
 )
 
 missing=()

@@ -1,0 +1,15 @@
+"""SuperTuxKart, the first real 3D game kartkit drives and records.
+
+- :mod:`~kartplay.stk.game`: a time trial in a headless, private game
+  (:class:`SuperTuxKart`, :class:`TimeTrial`, :class:`RaceResult`).
+- :mod:`~kartplay.stk.config`: the ``config.xml`` kartkit writes (why each setting).
+- :mod:`~kartplay.stk.install`: the installed game, its race tracks and karts.
+- :mod:`~kartplay.stk.racelog`: the game's per-frame race log, read live.
+- :mod:`~kartplay.stk.highscores`: the game's finish-time table.
+- :mod:`~kartplay.stk.keys`: the key map between the N64 pad and the game's keys.
+- :mod:`~kartplay.stk.display`, :mod:`~kartplay.stk.procs`: Xvfb and child
+  processes that never outlive kartkit.
+- :mod:`~kartplay.stk.replay`: the ghost replays the game ships and writes.
+
+Nothing is imported eagerly: ``import kartplay.stk.game`` loads what a game needs.
+"""
