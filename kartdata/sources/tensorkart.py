@@ -60,6 +60,7 @@ class TensorKartSession:
         self.path = Path(path)
         self._meta: SessionMeta | None = None
         self._key = key
+        self._real: Path | None = None
 
     @property
     def data_path(self) -> Path:
@@ -165,12 +166,19 @@ class TensorKartSession:
             raise SourceError(f"{where}: image path {recorded!r} escapes the session directory")
         img = self.path / name
         try:
-            inside = img.resolve().parent == self.path.resolve()
+            # A plain file named without a slash lies in the session; only a
+            # symlink can lead out (one lstat a row, not a realpath of the tree).
+            inside = not img.is_symlink() or img.resolve().parent == self._real_path()
         except OSError as e:
             raise SourceError(f"{where}: cannot resolve image path {recorded!r} ({e})") from None
         if not inside:
             raise SourceError(f"{where}: image path {recorded!r} escapes the session directory")
         return img
+
+    def _real_path(self) -> Path:
+        if self._real is None:
+            self._real = self.path.resolve()
+        return self._real
 
 
 def _file_name(recorded: str) -> str:
