@@ -16,6 +16,12 @@ Pad words are as the game reads them: the byte-swap of the plugin's
 ``BUTTONS.Value`` (:func:`game_word_to_value`). RDRAM is physical addresses;
 the emulator keeps it as host-order 32-bit words, which is how a dump made
 through ``DebugMemGetPointer(M64P_DBG_PTR_RDRAM)`` reads back.
+
+With a :class:`Video` mode the ROM also shows a picture, as a game does: it sets
+up the VI (16-bit RGBA5551 or 32-bit RGBA8888, ``width`` x ``height``) and each
+frame, before it polls the pad, draws frame ``f`` (its frame counter) into one
+of two frame buffers and points ``VI_ORIGIN`` at it. Word ``i`` of frame ``f``
+is :func:`pattern_word` ``(f, i)``; :func:`pattern_words` gives a whole frame.
 """
 
 from __future__ import annotations
@@ -33,7 +39,19 @@ RING_ADDR = LOG_ADDR + RING_OFFSET
 RING_LEN = 4096
 DUMP_LEN = RING_OFFSET + 4 * RING_LEN
 
-_REGS = {"zero": 0, **{f"t{i}": 8 + i for i in range(8)}, **{f"s{i}": 16 + i for i in range(8)}}
+FB_ADDR = 0x00300000  # frame buffer 0; buffer 1 is FB_STRIDE above it
+FB_STRIDE = 0x00080000
+#: Word i of frame f is f * PATTERN_STEP + i * PATTERN_INC (mod 2**32).
+PATTERN_STEP = 0x9E3779B9
+PATTERN_INC = 0x01000193
+
+_REGS = {
+    "zero": 0,
+    **{f"t{i}": 8 + i for i in range(8)},
+    **{f"s{i}": 16 + i for i in range(8)},
+    "t8": 24,
+    "t9": 25,
+}
 _OPS_I = {"addiu": 0x09, "andi": 0x0C, "ori": 0x0D, "lui": 0x0F, "lw": 0x23, "sw": 0x2B}
 
 
@@ -81,7 +99,90 @@ class _Asm:
         return (_OPS_I[op] << 26) | (_r(a[1]) << 21) | (_r(a[0]) << 16) | (a[2] & 0xFFFF)
 
 
-def program() -> bytes:
+@dataclass(frozen=True)
+class Video:
+    """What the ROM shows: its frame buffer's pixel size and resolution."""
+
+    bits: int = 16
+    width: int = 320
+    height: int = 240
+
+    def __post_init__(self) -> None:
+        if self.bits not in (16, 32):
+            raise ValueError(f"video bits {self.bits} is not 16 or 32")
+        if not (8 <= self.width <= 640 and 8 <= self.height <= 480):
+            raise ValueError(f"video {self.width}x{self.height} is outside 8x8..640x480")
+        if self.frame_bytes % 16 or self.frame_bytes > FB_STRIDE:
+            raise ValueError(f"video {self.width}x{self.height}x{self.bits} does not fit a buffer")
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.width * self.height * self.bits // 8
+
+    @property
+    def vi_registers(self) -> dict[int, int]:
+        """VI register offset → value: type, width, and the NTSC timing that
+        makes ``height`` lines (half-lines / 2 * Y_SCALE) of ``width`` pixels."""
+        v_start = 0x23
+        h_start = 0x6C
+        return {
+            0x00: 2 if self.bits == 16 else 3,  # VI_STATUS: pixel type
+            0x08: self.width,  # VI_WIDTH
+            0x24: (h_start << 16) | (h_start + 640),  # VI_H_START
+            0x28: (v_start << 16) | (v_start + 2 * self.height),  # VI_V_START
+            0x30: self.width * 1024 // 640,  # VI_X_SCALE (2.10)
+            0x34: 0x400,  # VI_Y_SCALE: 1.0
+        }
+
+
+def pattern_word(frame: int, i: int) -> int:
+    """Word ``i`` (host order, as RDRAM holds it) of the frame the ROM drew as ``frame``."""
+    return (frame * PATTERN_STEP + i * PATTERN_INC) & 0xFFFFFFFF
+
+
+def pattern_words(frame: int, video: Video) -> list[int]:
+    base = frame * PATTERN_STEP
+    return [(base + i * PATTERN_INC) & 0xFFFFFFFF for i in range(video.frame_bytes // 4)]
+
+
+def _load32(m: _Asm, reg: str, value: int) -> None:
+    m.lui(reg, value >> 16)
+    m.ori(reg, reg, value & 0xFFFF)
+
+
+def _video_setup(m: _Asm, video: Video) -> None:
+    for off, value in video.vi_registers.items():
+        _load32(m, "t0", value)
+        m.sw("t0", off, "s2")
+    m.addu("s5", "zero", "zero")  # s5: frame f's first word, f * PATTERN_STEP
+    _load32(m, "s6", PATTERN_INC)
+    _load32(m, "s7", PATTERN_STEP)
+
+
+def _draw_frame(m: _Asm, video: Video) -> None:
+    """Draw frame f into buffer f % 2 and show it (VI_ORIGIN)."""
+    m.lw("t5", 0, "s1")  # f
+    m.andi("t0", "t5", 1)
+    m.sll("t0", "t0", FB_STRIDE.bit_length() - 1)
+    m.lui("t7", 0xA000 | (FB_ADDR >> 16))
+    m.addu("t7", "t7", "t0")  # KSEG1 address of the buffer
+    _load32(m, "t9", video.frame_bytes)
+    m.addu("t8", "t7", "t9")  # its end
+    m.addu("t9", "s5", "zero")
+    m.label("draw")
+    for k in range(4):
+        m.sw("t9", 4 * k, "t7")
+        m.addu("t9", "t9", "s6")
+    m.addiu("t7", "t7", 16)
+    m.bne("t7", "t8", "draw")
+    m.nop()
+    m.lui("t1", FB_ADDR >> 16)
+    m.addu("t1", "t1", "t0")
+    m.sw("t1", 0x04, "s2")  # VI_ORIGIN: show it
+    m.addu("s5", "s5", "s7")
+
+
+def program(video: Video | None = None) -> bytes:
     """The MIPS code placed at ROM 0x40 (runs at 0xA4000040)."""
     k1 = 0xA000  # KSEG1 (uncached) high half for RDRAM addresses
     m = _Asm(0xA4000040)
@@ -95,6 +196,8 @@ def program() -> bytes:
     m.ori("t0", "zero", 2)
     m.sw("t0", 0x0C, "s2")  # VI_V_INTR: interrupt at line 2
     m.sw("zero", 0, "s1")  # frames = 0
+    if video is not None:
+        _video_setup(m, video)
     m.lui("t2", BLOCK_ADDR >> 16)  # physical address of the block
     m.lui("t3", 0x1FC0)
     m.ori("t3", "t3", 0x07C0)  # PIF RAM
@@ -105,6 +208,8 @@ def program() -> bytes:
     m.beq("t0", "zero", "wait_vi")
     m.nop()
     m.sw("zero", 0x10, "s2")  # writing VI_CURRENT acknowledges it
+    if video is not None:
+        _draw_frame(m, video)
     # The PIF block: [FF 01 04 01][FF FF FF FF][FE ...] ... last byte 1.
     m.lui("t1", 0xFF01)
     m.ori("t1", "t1", 0x0401)
@@ -147,24 +252,24 @@ def program() -> bytes:
     return m.encode()
 
 
-def build(name: str = "KARTKIT PADTEST") -> bytes:
-    """The whole 1 MiB big-endian (z64) image."""
+def build(name: str = "KARTKIT PADTEST", video: Video | None = None) -> bytes:
+    """The whole 1 MiB big-endian (z64) image; with ``video``, one that draws."""
     rom = bytearray(ROM_SIZE)
     struct.pack_into(">4I", rom, 0, 0x80371240, 0x0000000F, 0x80000400, 0x0000144C)
     rom[0x20:0x34] = name.encode("ascii")[:20].ljust(20, b" ")
     rom[0x3B] = ord("N")
     rom[0x3C:0x3E] = b"KK"
     rom[0x3E] = ord("E")
-    code = program()
+    code = program(video)
     if CODE_OFFSET + len(code) > 0x1000:
         raise ValueError("test program does not fit in SP DMEM")
     rom[CODE_OFFSET : CODE_OFFSET + len(code)] = code
     return bytes(rom)
 
 
-def write(path: str | Path) -> Path:
+def write(path: str | Path, video: Video | None = None) -> Path:
     path = Path(path)
-    path.write_bytes(build())
+    path.write_bytes(build(video=video))
     return path
 
 

@@ -33,6 +33,7 @@
 #include <m64p_plugin.h>
 #include <m64p_types.h>
 
+#include "frames.h"
 #include "reply.h"
 
 #define PLUGIN_NAME "kartbot input plugin"
@@ -72,6 +73,14 @@ static void (*debug_callback)(void *, int, const char *);
 static m64p_dynlib_handle core_handle;
 static ptr_CoreDoCommand core_do_command;
 static ptr_DebugMemGetPointer debug_mem_get_pointer;
+
+/* Frames (off unless a ring path is configured): published on the pad poll of
+ * the first plugged controller, numbered by those polls. */
+static char frames_path[1024];
+static int frames_slots;
+static int frames_controller = -1;
+static kb_frames *frames;
+static uint64_t frame_no;
 
 #ifdef KARTBOT_TEST_HOOKS
 /* The tests' build only (make -C plugin test-plugin): environment-driven
@@ -182,6 +191,24 @@ static void load_config(void) {
             logf_(M64MSG_INFO, "controller %d: %s:%d, %s, timeout %d ms", n, c->host, c->port,
                   c->mode == MODE_LOCKSTEP ? "lockstep" : "free-run", c->timeout_ms);
     }
+    frames_path[0] = 0;
+    frames_slots = KB_FRAMES_DEFAULT_SLOTS;
+    m64p_handle fsection;
+    if (have_config && open_section("Input-Bot-Frames", &fsection) == M64ERR_SUCCESS) {
+        set_string(fsection, "path", "",
+                   "Publish every frame the VI shows to this ring file (e.g. "
+                   "/dev/shm/kartbot-frames); empty: off");
+        set_int(fsection, "slots", KB_FRAMES_DEFAULT_SLOTS, "Frames the ring holds");
+        const char *fp = get_string(fsection, "path");
+        if (fp) snprintf(frames_path, sizeof frames_path, "%s", fp);
+        frames_slots = get_int(fsection, "slots");
+    }
+    const char *fv;
+    if ((fv = getenv("KARTBOT_FRAMES"))) snprintf(frames_path, sizeof frames_path, "%s", fv);
+    if ((fv = getenv("KARTBOT_FRAMES_SLOTS")) && *fv) frames_slots = atoi(fv);
+    frames_controller = -1;
+    for (int n = 0; n < N_CONTROLLERS && frames_controller < 0; n++)
+        if (ctl[n].plugged) frames_controller = n;
 #ifdef KARTBOT_TEST_HOOKS
     const char *v;
     stop_after = (v = getenv("KARTBOT_STOP_AFTER")) ? atol(v) : -1;
@@ -465,31 +492,79 @@ EXPORT void CALL InitiateControllers(CONTROL_INFO ControlInfo) {
     }
 }
 
+static void open_frames(void) {
+    if (!frames_path[0] || frames) return;
+    if (frames_controller < 0) {
+        logf_(M64MSG_ERROR, "frames: no controller is plugged; not publishing to %s", frames_path);
+        return;
+    }
+    if (!debug_mem_get_pointer) {
+        logf_(M64MSG_ERROR, "frames: the core has no DebugMemGetPointer; not publishing to %s",
+              frames_path);
+        return;
+    }
+    frames = kb_frames_open(frames_path, frames_slots);
+    if (!frames)
+        logf_(M64MSG_ERROR, "frames: cannot create ring %s (%d slots): %s", frames_path,
+              frames_slots, strerror(errno));
+    else
+        logf_(M64MSG_INFO, "frames: publishing to %s (%d slots)", frames_path, frames_slots);
+    frame_no = 0;
+}
+
+static void close_frames(void) {
+    if (!frames) return;
+    logf_(M64MSG_INFO, "frames: %llu published, %llu polls without a frame to show",
+          (unsigned long long)kb_frames_published(frames),
+          (unsigned long long)kb_frames_skipped(frames));
+    kb_frames_close(frames);
+    frames = NULL;
+}
+
+/* The frame the VI shows now, for this poll; its slot index or -1. */
+static int64_t publish_frame(uint32_t word, int known) {
+    const uint32_t *ram = debug_mem_get_pointer(M64P_DBG_PTR_RDRAM);
+    const uint32_t *vi = debug_mem_get_pointer(M64P_DBG_PTR_VI_REG);
+    return kb_frames_publish(frames, ram, vi, frame_no++, word & ~KB_RESERVED_BITS, known);
+}
+
 EXPORT int CALL RomOpen(void) {
+    open_frames();
     start_threads();
     return 1;
 }
 
-EXPORT void CALL RomClosed(void) { stop_threads(); }
+EXPORT void CALL RomClosed(void) {
+    stop_threads();
+    close_frames();
+}
 
 EXPORT void CALL GetKeys(int Control, BUTTONS *Keys) {
     if (Control < 0 || Control >= N_CONTROLLERS || !Keys) return;
     controller *c = &ctl[Control];
     uint32_t word = 0;
+    int publish = frames && Control == frames_controller;
     if (initialized && c->plugged) {
         if (c->mode == MODE_FREE_RUN) {
             pthread_mutex_lock(&c->lock);
             word = c->word;
             pthread_mutex_unlock(&c->lock);
-        } else if (now_ms() >= c->retry_at_ms) {
-            if (request(c, Control, &word) == 0) {
-                mark_up(c, Control);
-            } else {
-                word = 0;
-                mark_down(c, Control);
-                /* Don't pay the timeout on every frame while the server is down. */
-                c->retry_at_ms = now_ms() + c->backoff_ms;
+            if (publish) publish_frame(word, 1);
+        } else {
+            /* The agent sees this frame before it answers this poll; the pad
+             * it answers is the one the frame is stored with. */
+            int64_t slot = publish ? publish_frame(0, 0) : -1;
+            if (now_ms() >= c->retry_at_ms) {
+                if (request(c, Control, &word) == 0) {
+                    mark_up(c, Control);
+                } else {
+                    word = 0;
+                    mark_down(c, Control);
+                    /* Don't pay the timeout on every frame while the server is down. */
+                    c->retry_at_ms = now_ms() + c->backoff_ms;
+                }
             }
+            if (slot >= 0) kb_frames_set_pad(frames, slot, word & ~KB_RESERVED_BITS);
         }
     }
     Keys->Value = word & ~KB_RESERVED_BITS;
