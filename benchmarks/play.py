@@ -185,7 +185,7 @@ def policy_inference(n: int) -> dict[str, list[float]]:
 
     results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig("unused", model="pilotnet", targets="tensorkart", height=66, width=200)
+        cfg = TrainConfig("unused", model="pilotnet", height=66, width=200)
         run = Run(Path(tmp) / "run", cfg, ClassThresholds())
         run.save()
         run.build_model().save_weights(str(run.file(BEST_WEIGHTS)))

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf
 
 from kartdata import synth
-from kartdata.load import build, prepare
+from kartdata.loader import build, prepare
 from kartdata.manifest import Manifest
 from kartdata.shard import ShardConfig, shard
+from kartdata.split import SplitConfig
 from kartmodel.config import DataOptions, TrainConfig
 from kartmodel.run import Run
 from kartmodel.trainer import Trainer, load_config, train
@@ -84,7 +85,7 @@ def main() -> None:
     for name in args.models.split(","):
         config = TrainConfig(
             str(tmp / "ds"), model=name, epochs=args.epochs, batch_size=args.batch, seed=0,
-            data=DataOptions(val_sessions=(keys[0],), augment=True),
+            data=DataOptions(splits=SplitConfig(val_sessions=(keys[0],)), augment=True),
         )  # fmt: skip
         result = train(config, tmp / f"run-{name}", progress=None)
         later = result.history[1:] or result.history  # epoch 1 includes tracing

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -33,7 +33,7 @@ ARTIFACT_FILE = "kartkit.json"
 ARTIFACT_FORMAT = "kartkit-model"
 ARTIFACT_VERSION = 1
 Format = Literal["keras", "savedmodel", "tflite"]
-FORMATS: tuple[str, ...] = ("keras", "savedmodel", "tflite")
+FORMATS: tuple[str, ...] = get_args(Format)
 MODEL_FILES: dict[str, str] = {
     "keras": "model.keras",
     "savedmodel": "saved_model",
@@ -43,7 +43,7 @@ MODEL_FILES: dict[str, str] = {
 
 def export(
     run_path: str | Path,
-    format: str = "keras",
+    format: Format = "keras",
     out: str | Path | None = None,
     which: Which = "best",
 ) -> Path:

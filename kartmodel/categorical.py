@@ -11,13 +11,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kartdata.preprocess import CTR_INPUT, InputSpec
+from kartdata.preprocess import InputSpec
 from kartmodel.heads import head
 from kartmodel.targets import TargetLayout
 
-DEFAULT_INPUT = CTR_INPUT
-DEFAULT_TARGETS = "class3"
-DEFAULT_LOSS = "crossentropy"
 #: Moving statistics settle within a short run (Keras' 0.99 needs hundreds of steps).
 BN_MOMENTUM = 0.9
 

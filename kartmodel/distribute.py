@@ -113,7 +113,7 @@ def distribute_input(
     job_name: str | None = None,
 ) -> Any:
     """A distributed dataset for ``strategy``. ``data`` is a loader
-    :class:`~kartdata.load.Prepared` (batch size = the global batch), or a ready
+    :class:`~kartdata.loader.Prepared` (batch size = the global batch), or a ready
     ``tf.data.Dataset``. With several workers each reads its own shard files
     (see :func:`worker_shards`); with ``data_service`` (a dispatcher address,
     ``grpc://host:port`` or ``host:port``) reading, decoding and augmentation run
@@ -123,7 +123,7 @@ def distribute_input(
     steps on every worker, each worker's stream repeating if its share runs
     short: a worker that ran out first would be fed empty batches, which
     batch-norm layers reject, and the collectives would wait on it."""
-    from kartdata.load import Prepared, build
+    from kartdata.loader import Prepared, build
 
     if not isinstance(data, Prepared):
         return strategy.experimental_distribute_dataset(data)

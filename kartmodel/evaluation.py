@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kartdata.errors import ModelError
-from kartdata.load import build, dataset_errors, prepare
+from kartdata.loader import build, dataset_errors, prepare
 from kartdata.schema import FEATURE_SESSION
 from kartdata.split import recording_name
 from kartmodel import losses

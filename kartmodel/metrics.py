@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from kartdata.schema import STEERING_CLASSES, ClassThresholds
+from kartdata.targets import CLASS3
 from kartmodel.targets import TargetLayout
 
 #: A pressed button's continuous output is above this (targets are 0/1).
@@ -39,7 +40,7 @@ def batch_stats(
     y_pred = tf.cast(y_pred, tf.float32)
     y_true = tf.cast(y_true, tf.float32)
     out: dict[str, Any] = {"count": tf.cast(tf.shape(y_pred)[0], tf.float32)}
-    if layout.kind == "class3":
+    if layout.kind == CLASS3:
         if y_true.shape.rank == 1 or y_true.shape[-1] == 1:
             true_cls = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
         else:
@@ -103,7 +104,7 @@ class Totals:
             out["loss"] = self.loss_sum / self.loss_weight
         if self.count == 0:
             return out
-        has_steering = self.layout.kind == "class3" or self.layout.steering_index is not None
+        has_steering = self.layout.kind == CLASS3 or self.layout.steering_index is not None
         if self.layout.steering_index is not None:
             out["steer_mae"] = self.abs_err_x / self.count
         if has_steering:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kartdata.preprocess import PILOTNET_INPUT, InputSpec
+from kartdata.preprocess import InputSpec
 from kartmodel.heads import head
 from kartmodel.targets import TargetLayout
 
-DEFAULT_INPUT = PILOTNET_INPUT
-DEFAULT_TARGETS = "tensorkart"
-DEFAULT_LOSS = "euclidean"
 #: TensorKart's keep probability was 0.8.
 DROPOUT = 0.2
 

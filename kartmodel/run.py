@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import keras
 
@@ -38,6 +38,7 @@ TB_DIR = "tb"
 EVAL_DIR = "eval"
 
 Which = Literal["best", "last"]
+WHICH: tuple[str, ...] = get_args(Which)
 
 
 def kartkit_version() -> str:
@@ -106,6 +107,8 @@ class Run:
         what is known about that epoch (its history row)."""
         import tensorflow as tf
 
+        if which not in WHICH:
+            raise KartError(f"checkpoint {which!r} is not one of {', '.join(WHICH)}")
         model = self.build_model()
         if which == "best":
             weights = self.file(BEST_WEIGHTS)

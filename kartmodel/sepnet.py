@@ -13,13 +13,10 @@ from typing import Any
 import keras
 from keras import layers
 
-from kartdata.preprocess import PILOTNET_INPUT, InputSpec
+from kartdata.preprocess import InputSpec
 from kartmodel.heads import head
 from kartmodel.targets import TargetLayout
 
-DEFAULT_INPUT = PILOTNET_INPUT
-DEFAULT_TARGETS = "tensorkart"
-DEFAULT_LOSS = "euclidean"
 #: Moving statistics settle within a short run (Keras' 0.99 needs hundreds of steps).
 BN_MOMENTUM = 0.9
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from kartdata.errors import KartError
 from kartdata.schema import BUTTONS, PAD_FIELDS, STEERING_CLASSES
-from kartdata.targets import TENSORKART_FIELDS
+from kartdata.targets import CLASS3, TENSORKART, TENSORKART_FIELDS
 
+#: ``class3`` (:data:`~kartdata.targets.CLASS3`): classified; anything else regressed.
 Kind = Literal["continuous", "class3"]
+CONTINUOUS: Final = "continuous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +34,10 @@ class TargetLayout:
     @classmethod
     def parse(cls, targets: str | Sequence[str]) -> TargetLayout:
         if isinstance(targets, str):
-            if targets == "tensorkart":
-                return cls(TENSORKART_FIELDS, "continuous", "tensorkart")
-            if targets == "class3":
-                return cls(tuple(STEERING_CLASSES), "class3", "class3")
+            if targets == TENSORKART:
+                return cls(TENSORKART_FIELDS, CONTINUOUS, TENSORKART)
+            if targets == CLASS3:
+                return cls(tuple(STEERING_CLASSES), CLASS3, CLASS3)
             names = tuple(t.strip() for t in targets.split(",") if t.strip())
         else:
             names = tuple(targets)
@@ -45,7 +47,7 @@ class TargetLayout:
                 f"targets {targets!r}: expected 'tensorkart', 'class3' or pad fields "
                 f"from {', '.join(PAD_FIELDS)}"
             )
-        return cls(names, "continuous", ",".join(names))
+        return cls(names, CONTINUOUS, ",".join(names))
 
     @property
     def size(self) -> int:
@@ -54,17 +56,17 @@ class TargetLayout:
     @property
     def loader_targets(self) -> str | tuple[str, ...]:
         """The loader's ``TargetConfig.kind`` that produces this layout."""
-        return self.source if self.source in ("tensorkart", "class3") else self.names
+        return self.source if self.source in (TENSORKART, CLASS3) else self.names
 
     @property
     def steering_index(self) -> int | None:
         """Column of the steering axis ``x`` (continuous layouts only)."""
-        return self.names.index("x") if self.kind == "continuous" and "x" in self.names else None
+        return self.names.index("x") if self.kind == CONTINUOUS and "x" in self.names else None
 
     @property
     def button_indices(self) -> dict[str, int]:
         """Columns of digital buttons (``r`` is the R trigger, as TensorKart's RB)."""
-        if self.kind != "continuous":
+        if self.kind != CONTINUOUS:
             return {}
         return {n: i for i, n in enumerate(self.names) if n in BUTTONS}
 

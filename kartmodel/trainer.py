@@ -25,9 +25,7 @@ import keras
 import tensorflow as tf
 
 from kartdata.errors import KartError
-from kartdata.load import LoadConfig, dataset_errors, device_stage, prepare
-from kartdata.split import SplitConfig
-from kartdata.targets import TargetConfig
+from kartdata.loader import LoadConfig, dataset_errors, device_stage, prepare
 from kartmodel import distribute, losses
 from kartmodel.config import TrainConfig
 from kartmodel.metrics import Totals, batch_stats
@@ -91,19 +89,16 @@ def load_config(
     ``kartdata.load`` gives, so its figures compare with theirs."""
     d = config.data
     train = split == "train"
-    layout = config.layout
-    kind = layout.loader_targets
-    target = TargetConfig(kind=kind, smoothing=d.smooth, lookahead=d.lookahead)
     seed = None if config.seed is None else config.seed * 10_000 + epoch
     return LoadConfig(
         split=split,
         batch_size=config.batch_size,
         input=config.spec,
-        targets=target,
+        targets=config.target_config,
         balance=d.balance if train else None,
         recovery_weight=d.recovery_weight if train else 1.0,
         augment=d.augment if train else False,
-        splits=SplitConfig(val_fraction=d.val_fraction, val_sessions=d.val_sessions),
+        splits=d.splits,
         shuffle=train,
         shuffle_buffer=d.shuffle_buffer,
         deterministic=config.deterministic,

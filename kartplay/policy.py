@@ -29,6 +29,8 @@ import numpy as np
 from kartdata.errors import KartError
 from kartdata.preprocess import InputSpec
 from kartdata.schema import AXES, BUTTONS, STEERING_CLASSES, Pad
+from kartdata.targets import CLASS3
+from kartmodel.targets import CONTINUOUS
 
 Selection = Literal["sample", "argmax", "expected"]
 SELECTIONS: tuple[str, ...] = ("sample", "argmax", "expected")
@@ -92,15 +94,15 @@ class Policy:
     def __post_init__(self) -> None:
         kind = self.model.kind
         targets = tuple(self.model.targets)
-        if kind == "class3":
+        if kind == CLASS3:
             if targets != tuple(STEERING_CLASSES):
                 raise KartError(f"class model outputs {targets}, expected {STEERING_CLASSES}")
-        elif kind == "continuous":
+        elif kind == CONTINUOUS:
             unknown = [t for t in targets if t not in AXES and t not in BUTTONS]
             if unknown:
                 raise KartError(f"model outputs unknown pad field(s) {', '.join(unknown)}")
         else:
-            raise KartError(f"model kind {kind!r} is not 'continuous' or 'class3'")
+            raise KartError(f"model kind {kind!r} is not {CONTINUOUS!r} or {CLASS3!r}")
         self._rng = np.random.default_rng(self.config.seed)
         self._state: dict[int, np.ndarray] = {}
 
@@ -133,7 +135,7 @@ class Policy:
             prev = self._state.get(slot)
             out = out if prev is None else a * prev + (1 - a) * out
             self._state[slot] = out
-        if self.model.kind == "class3":
+        if self.model.kind == CLASS3:
             return self._from_classes(out)
         return self._from_continuous(out)
 

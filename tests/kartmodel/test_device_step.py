@@ -1,5 +1,5 @@
 """The trainer's steps take the loader's uint8 batches and do the per-pixel
-float work themselves (``kartdata.load.device_stage``), with an augmentation
+float work themselves (``kartdata.loader.device_stage``), with an augmentation
 seed that follows the optimizer step, so a resumed run trains as an
 uninterrupted one."""
 
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kartdata.load import build, prepare
+from kartdata.loader import build, prepare
 from kartdata.manifest import Manifest
 from kartdata.preprocess import preprocess
+from kartdata.split import SplitConfig
 from kartmodel.config import DataOptions, TrainConfig
 from kartmodel.run import Run
 from kartmodel.trainer import Trainer, load_config
@@ -31,7 +32,7 @@ def config(dataset: Path) -> TrainConfig:
         seed=4,
         schedule="constant",
         mixed_precision="off",
-        data=DataOptions(val_sessions=("s3",), augment=True),
+        data=DataOptions(splits=SplitConfig(val_sessions=("s3",)), augment=True),
     )
 
 

@@ -17,6 +17,7 @@ from model_datasets import frame, key_of
 
 from kartdata.errors import KartError, ModelError
 from kartdata.preprocess import preprocess
+from kartdata.split import SplitConfig
 from kartmodel.artifact import ARTIFACT_FILE, export, load_artifact
 from kartmodel.config import DataOptions, TrainConfig
 from kartmodel.evaluation import evaluate, format_table
@@ -37,7 +38,7 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainRes
         batch_size=BATCH,
         learning_rate=LR,
         seed=1,
-        data=DataOptions(val_sessions=("s3",), augment=False),
+        data=DataOptions(splits=SplitConfig(val_sessions=("s3",)), augment=False),
     )
     lines: list[str] = []
     result = train(config, tmp_path_factory.mktemp("runs") / "cat", progress=lines.append)
