@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from kartdata.capture import Region, ScreenCapture
-from kartdata.inputs import Controls
-from kartdata.record import Player, RecordConfig, Recorder
+from kartdata.devices.capture import Region, ScreenCapture
+from kartdata.devices.controls import Controls
+from kartdata.record import Player, Recorder, RecorderConfig
 from kartdata.schema import Pad, SessionMeta
 from kartdata.sources.native import NativeSession, SessionWriter, encode_image
 
@@ -96,7 +96,7 @@ def naive(cap: ScreenCapture, region: Region, out: Path, fps: float, seconds: fl
 
 def ours(cap: ScreenCapture, region: Region, out: Path, fps: float, seconds: float, fmt: str):  # type: ignore[no-untyped-def]
     player = Player("p", lambda: region, (region.width, region.height), Still())
-    cfg = RecordConfig(out=out, fps=fps, max_seconds=seconds, image_format=fmt)
+    cfg = RecorderConfig(out=out, fps=fps, max_seconds=seconds, image_format=fmt)
     st = Recorder(cfg, [player], cap).run()["p"]
     t = [f.t_ns for f in NativeSession(out / "p-001").frames()]
     return t, st.dropped

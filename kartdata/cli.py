@@ -63,8 +63,8 @@ def record(
     import sys
     import threading
 
-    from kartdata.capture import Region, ScreenCapture
-    from kartdata.record import RecordConfig, Recorder, make_players
+    from kartdata.devices.capture import Region, ScreenCapture
+    from kartdata.record import Recorder, RecorderConfig, make_players
 
     tty = sys.stderr.isatty()
     players = make_players(
@@ -77,7 +77,7 @@ def record(
         mapping_file=mapping,
         keymap_file=keymap,
     )
-    config = RecordConfig(
+    config = RecorderConfig(
         out=out,
         fps=fps,
         game=game,

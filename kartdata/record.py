@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from kartdata.capture import Region, ScreenCapture
+from kartdata.devices.capture import Region, ScreenCapture
+from kartdata.devices.controls import Controls, HotkeyEdges, InputSource
 from kartdata.errors import KartError
-from kartdata.inputs import Controls, HotkeyEdges, InputSource
 from kartdata.schema import IMAGE_FORMATS, RECOVERY_TAG, Pad, SessionMeta
 from kartdata.sources.native import SessionWriter, encode_image
 
@@ -42,7 +42,7 @@ from kartdata.sources.native import SessionWriter, encode_image
 STATS_FILE = "recording.json"
 
 
-class RecordError(KartError):
+class RecorderError(KartError):
     """The recorder cannot run as asked (bad settings, disk trouble, …)."""
 
 
@@ -50,7 +50,7 @@ class RecordError(KartError):
 class Player:
     """One player: where their view is on screen and what they hold.
 
-    ``region`` is called every frame (a :class:`~kartdata.capture.WindowRegion`'s
+    ``region`` is called every frame (a :class:`~kartdata.devices.capture.WindowRegion`'s
     ``current`` follows a moving window); it returns None while there is nothing
     to capture. ``size`` is the capture size, fixed for the whole recording.
     """
@@ -62,7 +62,7 @@ class Player:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordConfig:
+class RecorderConfig:
     out: Path
     fps: float = 15.0
     game: str = "unknown"
@@ -85,15 +85,15 @@ class RecordConfig:
 
     def __post_init__(self) -> None:
         if not (self.fps > 0 and math.isfinite(self.fps)):
-            raise RecordError(f"fps {self.fps} is not a positive number")
+            raise RecorderError(f"fps {self.fps} is not a positive number")
         if self.image_format not in IMAGE_FORMATS:
-            raise RecordError(f"image format {self.image_format!r} not in {IMAGE_FORMATS}")
+            raise RecorderError(f"image format {self.image_format!r} not in {IMAGE_FORMATS}")
         if self.discard_s < 0:
-            raise RecordError(f"discard seconds {self.discard_s} is negative")
+            raise RecorderError(f"discard seconds {self.discard_s} is negative")
 
 
 @dataclass(slots=True)
-class RecordStats:
+class RecorderStats:
     """Figures for one player (or the whole run in :attr:`Recorder.stats`)."""
 
     frames: int = 0
@@ -154,7 +154,7 @@ class _Sink:
                 if self.error is not None:
                     continue
                 self._handle(item)
-            except BaseException as e:  # surfaced by the loop as a RecordError
+            except BaseException as e:  # surfaced by the loop as a RecorderError
                 self.error = e
             finally:
                 self.q.task_done()
@@ -222,17 +222,17 @@ class Recorder:
 
     def __init__(
         self,
-        config: RecordConfig,
+        config: RecorderConfig,
         players: Sequence[Player],
         capture: ScreenCapture,
         *,
         status: Callable[[str], None] | None = None,
     ) -> None:
         if not players:
-            raise RecordError("no players to record")
+            raise RecorderError("no players to record")
         names = [p.name for p in players]
         if len(set(names)) != len(names):
-            raise RecordError(f"player names must differ, got {names}")
+            raise RecorderError(f"player names must differ, got {names}")
         self.config = config
         self.capture = capture
         self.status = status
@@ -241,7 +241,7 @@ class Recorder:
         ]
         self.recording = False
         self.paused = False
-        self.stats: dict[str, RecordStats] = {}
+        self.stats: dict[str, RecorderStats] = {}
 
     # -- takes ---------------------------------------------------------------
 
@@ -280,15 +280,15 @@ class Recorder:
                 continue
             st = self._player_stats(ps, elapsed_s)
             st.dropped -= ps.dropped_before_take
-            self.stats.setdefault(ps.player.name, RecordStats()).sessions.append(str(ps.session))
+            self.stats.setdefault(ps.player.name, RecorderStats()).sessions.append(str(ps.session))
             ps.sink.put(_Item("close", stats=asdict(st)))
             ps.session = None
         self.recording = False
 
-    def _player_stats(self, ps: _PlayerState, elapsed_s: float) -> RecordStats:
+    def _player_stats(self, ps: _PlayerState, elapsed_s: float) -> RecorderStats:
         late = sorted(ps.late_ns)
         gaps = [b - a for a, b in zip(ps.t_ns, ps.t_ns[1:], strict=False)]
-        return RecordStats(
+        return RecorderStats(
             frames=ps.sink.written,
             dropped=ps.dropped,
             discarded=ps.sink.discarded,
@@ -326,7 +326,7 @@ class Recorder:
 
     # -- the loop ------------------------------------------------------------
 
-    def run(self, stop: threading.Event | None = None) -> dict[str, RecordStats]:
+    def run(self, stop: threading.Event | None = None) -> dict[str, RecorderStats]:
         """Record until quit, ``stop`` is set, Ctrl-C, or a configured limit."""
         c = self.config
         period_ns = round(1e9 / c.fps)
@@ -377,7 +377,7 @@ class Recorder:
         self._check_sinks()
         for ps in self.players:
             st = self._player_stats(ps, elapsed)
-            st.sessions = self.stats.get(ps.player.name, RecordStats()).sessions
+            st.sessions = self.stats.get(ps.player.name, RecorderStats()).sessions
             self.stats[ps.player.name] = st
         return self.stats
 
@@ -405,7 +405,7 @@ class Recorder:
             if ps.sink.error is not None:
                 e = ps.sink.error
                 where = ps.session or self.config.out
-                raise RecordError(f"{where}: writing failed: {e}") from None
+                raise RecorderError(f"{where}: writing failed: {e}") from None
 
     def status_line(self) -> str:
         state = "PAUSED" if self.paused else ("REC" if self.recording else "idle")
@@ -449,13 +449,15 @@ def make_players(
 ) -> list[Player]:
     """Players for ``kartdata record``: one per pad (or one on the keyboard); with
     two players the capture area is split into side-by-side halves."""
-    from kartdata.capture import WindowRegion
-    from kartdata.inputs import DEFAULT_PAD_MAPPING, Gamepad, Keyboard, KeyMap, PadMapping
+    from kartdata.devices.capture import WindowRegion
+    from kartdata.devices.gamepad import DEFAULT_PAD_MAPPING, Gamepad, PadMapping
+    from kartdata.devices.keyboard import Keyboard
+    from kartdata.devices.keymap import KeyMap
 
     if (window is None) == (region is None):
-        raise RecordError("give exactly one of --window TITLE or --region X,Y,W,H")
+        raise RecorderError("give exactly one of --window TITLE or --region X,Y,W,H")
     if keyboard and pads:
-        raise RecordError("give --pad N (once per player) or --keyboard, not both")
+        raise RecorderError("give --pad N (once per player) or --keyboard, not both")
     inputs: list[InputSource]
     if keyboard or not pads:
         km = KeyMap.load(keymap_file) if keymap_file else KeyMap()
@@ -465,10 +467,10 @@ def make_players(
         inputs = [Gamepad(i, pm) for i in pads]
     n = len(inputs)
     if n > 2:
-        raise RecordError(f"{n} pads: the recorder handles one or two players")
+        raise RecorderError(f"{n} pads: the recorder handles one or two players")
     names = list(names) or ([f"p{i + 1}" for i in range(n)] if n > 1 else ["player"])
     if len(names) != n:
-        raise RecordError(f"{len(names)} --player name(s) for {n} player(s)")
+        raise RecorderError(f"{len(names)} --player name(s) for {n} player(s)")
 
     if window is not None:
         tracker = WindowRegion(window, display)

@@ -24,20 +24,21 @@ from typing import Protocol
 
 import numpy as np
 
-from kartdata.inputs import Controls
+from kartdata.devices.controls import Controls
 from kartdata.schema import RECOVERY_TAG, Pad, SessionMeta
 from kartdata.sources.native import SessionWriter, encode_image
 
-#: SDL's Back/Select button on an Xbox-style pad: held to take over.
-DEFAULT_OVERRIDE_BUTTON = 6
+#: SDL's controller Back/Select/Share button: held to take over.
+DEFAULT_OVERRIDE_BUTTON: str = "back"
 
 
 class HumanPad(Protocol):
-    """What the override reads from a person's pad (a :class:`kartdata.inputs.Gamepad`)."""
+    """What the override reads from a person's pad or keyboard
+    (:class:`kartdata.devices.gamepad.Gamepad`, :class:`kartdata.devices.keyboard.Keyboard`)."""
 
     def read(self) -> Controls: ...
 
-    def button(self, index: int) -> bool: ...
+    def button(self, name: str | int, /) -> bool: ...
 
 
 class AIPads(Protocol):
@@ -69,7 +70,7 @@ class ManualOverride:
         *,
         takeover: Mapping[int, HumanPad] | None = None,
         players: Mapping[int, HumanPad] | None = None,
-        button: int = DEFAULT_OVERRIDE_BUTTON,
+        button: str | int = DEFAULT_OVERRIDE_BUTTON,
         poll_hz: float = 250.0,
         recorder: CorrectionRecorder | None = None,
         on_change: Callable[[int, bool], None] | None = None,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from xvfb import poll
 
-from kartdata.capture import (
+from kartdata.devices.capture import (
     CaptureError,
     Region,
     ScreenCapture,

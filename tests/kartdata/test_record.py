@@ -18,9 +18,18 @@ import numpy as np
 import pytest
 from xvfb import poll
 
-from kartdata.capture import Region, ScreenCapture, find_window, find_window_id
-from kartdata.inputs import Controls, Gamepad, VirtualPad
-from kartdata.record import STATS_FILE, Player, RecordConfig, Recorder, RecordError, make_players
+from kartdata.devices.capture import Region, ScreenCapture, find_window, find_window_id
+from kartdata.devices.controls import Controls, InputError
+from kartdata.devices.gamepad import Gamepad
+from kartdata.devices.sdl_virtual import SdlVirtualPad
+from kartdata.record import (
+    STATS_FILE,
+    Player,
+    Recorder,
+    RecorderConfig,
+    RecorderError,
+    make_players,
+)
 from kartdata.schema import CONTROLS_FILE, RECOVERY_TAG, Pad
 from kartdata.sources.native import NativeSession, TornRowWarning
 
@@ -130,7 +139,13 @@ def test_keyboard_recording_of_a_real_window(xdisplay, tmp_path: Path) -> None: 
     assert all(f.index >= n_before for f in rec)
     assert not any(RECOVERY_TAG in f.tags for f in frames[-3:])
     stats = json.loads((session / STATS_FILE).read_text())
-    assert stats["frames"] == len(frames) and stats["dropped"] >= 0 and stats["achieved_fps"] > 0
+    assert stats["frames"] == len(frames)
+    # every deadline of the take became a frame or a counted drop (the window
+    # move, a busy machine); the quit press and the last deadline may be neither
+    deadlines = stats["elapsed_s"] * 20
+    assert deadlines - 3 <= stats["frames"] + stats["dropped"] <= deadlines + 1, stats
+    # a fixed-rate schedule never runs fast; drops make it slower, not faster
+    assert 0 < stats["achieved_fps"] <= 20 * 1.02
 
 
 def test_kill_9_leaves_a_valid_session(xdisplay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -150,15 +165,20 @@ def test_kill_9_leaves_a_valid_session(xdisplay, tmp_path: Path) -> None:  # typ
     assert all((f.image()[:60, :80] == RED).all() for f in frames)
     assert [f.index for f in frames] == list(range(len(frames)))
     # the session is readable by the rest of the pipeline, where it has landed
-    for cmd, extra in (
-        ("validate", []),
-        ("shard", ["--out", str(tmp_path / "ds"), "--workers", "0"]),
-    ):
-        probe = subprocess.run([*KARTDATA, cmd, "--help"], capture_output=True, text=True)
-        if probe.returncode != 0:
-            continue  # that command comes with another issue
-        r = subprocess.run([*KARTDATA, cmd, str(out), *extra], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [*KARTDATA, "validate", "--no-store", str(out)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    ds = tmp_path / "ds"
+    r = subprocess.run(
+        [*KARTDATA, "shard", str(out), "--out", str(ds), "--workers", "0"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((ds / "manifest.json").read_text())
+    (entry,) = manifest["sessions"]
+    assert entry["source"] == str(session) and entry["frames_written"] == len(frames), entry
+    assert manifest["frames"] == len(frames)
 
 
 class ScriptedInput:
@@ -182,7 +202,7 @@ class ScriptedInput:
 def test_missed_deadlines_are_counted_as_dropped(xdisplay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     region = Region(0, 0, 64, 48)
     player = Player("p", lambda: region, (64, 48), ScriptedInput(stall_at=5, stall_s=0.45))
-    cfg = RecordConfig(out=tmp_path, fps=20, max_frames=20, image_format="jpg")
+    cfg = RecorderConfig(out=tmp_path, fps=20, max_frames=20, image_format="jpg")
     with ScreenCapture(xdisplay.name) as cap:
         stats = Recorder(cfg, [player], cap).run()["p"]
     # 0.45 s at 20 fps spans 9 deadlines: at least 8 of them went by unused
@@ -197,14 +217,14 @@ def test_missed_deadlines_are_counted_as_dropped(xdisplay, tmp_path: Path) -> No
 
 def test_gamepad_hotkeys_and_two_players(xdisplay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     xdisplay.pattern_window("kart-2p-test", 200, 100, x=10, y=10)
-    pads = [VirtualPad(), VirtualPad()]
+    pads = [SdlVirtualPad(), SdlVirtualPad()]
     try:
         players = make_players(
             window="kart-2p-test", pads=[pads[0].index, pads[1].index],
             names=["left", "right"], display=xdisplay.name,
         )  # fmt: skip
         assert [p.size for p in players] == [(100, 100), (100, 100)]
-        cfg = RecordConfig(out=tmp_path, fps=20, discard_s=0.5)
+        cfg = RecorderConfig(out=tmp_path, fps=20, discard_s=0.5)
         stop = threading.Event()
         with ScreenCapture(xdisplay.name) as cap:
             rec = Recorder(cfg, players, cap)
@@ -256,14 +276,12 @@ def test_gamepad_hotkeys_and_two_players(xdisplay, tmp_path: Path) -> None:  # t
 
 
 def test_gamepad_absent_and_bad_options_are_one_line_errors(xdisplay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from kartdata.inputs import InputError
-
     with pytest.raises(InputError, match="no gamepad 7"):
         Gamepad(7)
-    with pytest.raises(RecordError, match="exactly one of"):
+    with pytest.raises(RecorderError, match="exactly one of"):
         make_players(keyboard=True, display=xdisplay.name)
-    with pytest.raises(RecordError, match="fps"):
-        RecordConfig(out=tmp_path, fps=0)
+    with pytest.raises(RecorderError, match="fps"):
+        RecorderConfig(out=tmp_path, fps=0)
     r = subprocess.run(
         [*KARTDATA, "record", "--out", str(tmp_path), "--region", "1,2", "--keyboard"],
         capture_output=True, text=True, env=xdisplay.env,

@@ -9,12 +9,15 @@ from pathlib import Path
 import numpy as np
 from xvfb import poll
 
-from kartdata.inputs import Gamepad, VirtualPad
+from kartdata.devices.gamepad import Gamepad
+from kartdata.devices.sdl_virtual import SdlVirtualPad
 from kartdata.schema import RECOVERY_TAG, Pad
 from kartdata.sources.native import NativeSession
-from kartplay.override import DEFAULT_OVERRIDE_BUTTON, CorrectionRecorder, ManualOverride
+from kartplay.override import CorrectionRecorder, ManualOverride
 
 AI_PAD = Pad(x=0.25, y=0.0, buttons=frozenset({"a"}))
+#: The raw button SDL maps to "back" (DEFAULT_OVERRIDE_BUTTON) on the virtual Xbox pad.
+XBOX_BACK = 6
 
 
 class ConstantAI:
@@ -43,7 +46,7 @@ class CountingFrames:
 
 
 def test_override_serves_the_human_only_while_the_button_is_held(tmp_path: Path) -> None:
-    vp = VirtualPad()
+    vp = SdlVirtualPad()
     try:
         ai = ConstantAI()
         frames = CountingFrames()
@@ -62,7 +65,7 @@ def test_override_serves_the_human_only_while_the_button_is_held(tmp_path: Path)
         assert ov.step(0, 1.0) == AI_PAD and ai.steps == 1
         assert ov.latest(1) == ai.latest(1)
 
-        vp.set_button(DEFAULT_OVERRIDE_BUTTON, True)
+        vp.set_button(XBOX_BACK, True)
         ov.poll()
         human = Pad(x=1.0, y=0.0, buttons=frozenset({"b"}))
         assert ov.overriding(0) and ov.latest(0) == human and ov.step(0, 1.0) == human
@@ -75,14 +78,14 @@ def test_override_serves_the_human_only_while_the_button_is_held(tmp_path: Path)
         assert ov.latest(0).x == -1.0
         assert poll(lambda: "-1.0" in (first / "controls.csv").read_text())
 
-        vp.set_button(DEFAULT_OVERRIDE_BUTTON, False)
+        vp.set_button(XBOX_BACK, False)
         ov.poll()
         assert not recorder.active and ov.latest(0) == AI_PAD
         # a second takeover is a second session
-        vp.set_button(DEFAULT_OVERRIDE_BUTTON, True)
+        vp.set_button(XBOX_BACK, True)
         ov.poll()
         assert poll(lambda: len(recorder.sessions) == 2)
-        vp.set_button(DEFAULT_OVERRIDE_BUTTON, False)
+        vp.set_button(XBOX_BACK, False)
         ov.poll()
         assert changes == [(0, True), (0, False), (0, True), (0, False)]
         assert ov.takeovers == 2 and recorder.error is None
@@ -104,9 +107,9 @@ def test_override_serves_the_human_only_while_the_button_is_held(tmp_path: Path)
 
 def test_two_players_through_the_play_server(tmp_path: Path) -> None:
     """Controller 0 the AI (human may take over), controller 1 always a person."""
-    from kartplay.server import PadServer
+    from kartplay.protocol import PadServer
 
-    vps = [VirtualPad(), VirtualPad()]
+    vps = [SdlVirtualPad(), SdlVirtualPad()]
     try:
         ov = ManualOverride(
             ConstantAI(),
@@ -126,9 +129,9 @@ def test_two_players_through_the_play_server(tmp_path: Path) -> None:
             assert poll(lambda: get(1)["A_BUTTON"] == 1 and get(1)["Y_AXIS"] == -80)
             assert get(0)["X_AXIS"] == 20 and get(0)["A_BUTTON"] == 1  # the AI's 0.25
             vps[0].set_axis(0, -1.0)
-            vps[0].set_button(DEFAULT_OVERRIDE_BUTTON, True)
+            vps[0].set_button(XBOX_BACK, True)
             assert poll(lambda: get(0)["X_AXIS"] == -80 and get(0)["A_BUTTON"] == 0)
-            vps[0].set_button(DEFAULT_OVERRIDE_BUTTON, False)
+            vps[0].set_button(XBOX_BACK, False)
             assert poll(lambda: get(0)["X_AXIS"] == 20)
     finally:
         for vp in vps:

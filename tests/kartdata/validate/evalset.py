@@ -4,7 +4,7 @@ Game frames come from the simulator (CarRacing-v3 driven by the pure-pursuit
 expert, ``render()`` at 600x400). Desktop frames are real screenshots: real X
 programs (xterm with a file listing, a text file in ``less``, xclock, xeyes,
 xcalc, xmessage) on a private Xvfb server with several root backgrounds,
-captured with ``kartdata.capture`` — the code the recorder uses. Partly covered
+captured with ``kartdata.devices.capture`` — the code the recorder uses. Partly covered
 frames paste a captured program window over a game frame.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from xvfb import poll as xvfb_poll
 from xvfb import xvfb
 
-from kartdata.capture import Region, ScreenCapture, find_window
+from kartdata.devices.capture import Region, ScreenCapture, find_window
 from kartdata.schema import Pad, SessionMeta
 from kartdata.sources.native import SessionWriter
 

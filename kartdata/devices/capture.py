@@ -10,7 +10,6 @@ on where the emulator happens to sit on the desktop.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kartdata.devices.x11 import DisplayError, display_name, open_display
 from kartdata.errors import KartError
 
 
@@ -78,9 +78,10 @@ class ScreenCapture:
     mss instance must not be shared across threads."""
 
     def __init__(self, display: str | None = None) -> None:
-        self.display = display if display is not None else os.environ.get("DISPLAY")
-        if not self.display:
-            raise CaptureError("no X display: set DISPLAY or pass display=':N'")
+        try:
+            self.display = display_name(display)
+        except DisplayError as e:
+            raise CaptureError(str(e)) from None
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
@@ -143,17 +144,11 @@ class ScreenCapture:
 # ---------------------------------------------------------------------------
 
 
-def _open_display(display: str | None) -> Any:
-    from Xlib import display as xdisplay
-    from Xlib.error import DisplayError
-
-    name = display if display is not None else os.environ.get("DISPLAY")
-    if not name:
-        raise CaptureError("no X display: set DISPLAY or pass display=':N'")
+def _open_capture_display(display: str | None) -> Any:
     try:
-        return xdisplay.Display(name)
-    except (DisplayError, OSError) as e:
-        raise CaptureError(f"cannot open X display {name!r}: {e}") from None
+        return open_display(display)
+    except DisplayError as e:
+        raise CaptureError(str(e)) from None
 
 
 def _title(d: Any, win: Any) -> str | None:
@@ -208,7 +203,7 @@ def _client_region(d: Any, win: Any) -> Region | None:
 
 def find_window_id(title: str, display: str | None = None, *, _d: Any = None) -> int | None:
     """X id of the first viewable window whose title contains ``title``."""
-    d = _d if _d is not None else _open_display(display)
+    d = _d if _d is not None else _open_capture_display(display)
     try:
         for win in _walk(d.screen().root):
             name = _title(d, win)
@@ -223,7 +218,7 @@ def find_window_id(title: str, display: str | None = None, *, _d: Any = None) ->
 def find_window(title: str, display: str | None = None) -> Region | None:
     """Client area of the first viewable window whose title contains ``title``,
     or None when there is none."""
-    d = _open_display(display)
+    d = _open_capture_display(display)
     try:
         wid = find_window_id(title, _d=d)
         if wid is None:
@@ -244,7 +239,7 @@ class WindowRegion:
 
     def __init__(self, title: str, display: str | None = None) -> None:
         self.title = title
-        self._d = _open_display(display)
+        self._d = _open_capture_display(display)
         self._wid: int | None = None
         self._size: tuple[int, int] | None = None
         self._lock = threading.Lock()
