@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kartdata.devices import Region, WindowRegion
+from kartdata.devices.x11 import open_display
 from kartdata.errors import KartError
 from kartplay.stk.config import GameSettings, write_config
 from kartplay.stk.display import HeadlessDisplay
@@ -132,6 +133,8 @@ class SuperTuxKart:
 
     def _start(self) -> None:
         s = self.race.settings
+        if not self._own_display:
+            open_display(self.display).close()  # a one-line DisplayError if it is not there
         if self._own_display:
             self._display = HeadlessDisplay(s.screensize).start()
             self.display = self._display.name
