@@ -87,7 +87,7 @@ def replicate(base: Path, out: Path, target_bytes: int) -> Path:
 
 
 def full_config(device: bool, epoch: int | None = None):  # type: ignore[no-untyped-def]
-    from kartdata.load import LoadConfig
+    from kartdata.loader import LoadConfig
     from kartdata.split import SplitConfig
 
     # The train split holding every session: augmentation and shuffling only
@@ -166,7 +166,7 @@ def device_stage_cost(dataset: str, repeats: int, calls: int = 20) -> tuple[floa
     import tensorflow as tf
 
     import kartdata.preprocess
-    from kartdata.load import device_stage
+    from kartdata.loader import device_stage
 
     cfg = full_config(True, 10**9)
     inputs = next(iter(full_pipeline(dataset, device=True, epoch=10**9)))[0]

@@ -3,7 +3,7 @@ the labels and so is drawn in the loader beside the pad context (and, with
 ``LoadConfig.device_stage``, applied to the images by the train step after
 preprocessing, from a per-example flag), and the photometric part — contrast,
 brightness, shift — on preprocessed floats, which the loader runs itself or
-leaves to the train step (:func:`kartdata.load.device_stage`).
+leaves to the train step (:func:`kartdata.loader.device_stage`).
 
 Every random draw is stateless and takes its seed from the caller, so a loader
 run with a seed augments identically every time. A mirrored image gets its

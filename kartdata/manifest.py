@@ -5,7 +5,7 @@
     DATASET/
       manifest.json                                  this file, replaced atomically
       shards/<stratum>-g<gen>-w<worker>-<seq>.tfrecord[.gz|.zz]
-      shards/<same name>.index.csv.gz                INDEX_COLUMNS, one row per record
+      shards/<same name>.index.csv.gz                the index sidecar (kartdata.index)
 
 A shard or index file that ``manifest.json`` does not name is not part of the
 dataset (a run that was killed before it finished); the next writer deletes it.
@@ -13,10 +13,8 @@ dataset (a run that was killed before it finished); the next writer deletes it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +22,8 @@ from typing import Any, Literal
 
 from kartdata import fs
 from kartdata.errors import DatasetError
-from kartdata.schema import CONTEXT_RADIUS, INDEX_COLUMNS, SCHEMA_VERSION, STRATA, ClassThresholds
+from kartdata.index import check_index, is_index_file
+from kartdata.schema import CONTEXT_RADIUS, SCHEMA_VERSION, STRATA, ClassThresholds
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "kartkit-dataset"
@@ -51,6 +50,16 @@ class Encoding:
     max_height: int = 240
     #: tf.io.TFRecordOptions compression_type: "GZIP", "ZLIB" or "" (none).
     compression: str = "GZIP"
+
+    def stored_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) a ``width`` x ``height`` frame is stored at."""
+        return fit_size(width, height, self.max_width, self.max_height)
+
+
+def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """Largest size within the box with the same aspect; never larger than the input."""
+    scale = min(max_width / width, max_height / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass(frozen=True)
@@ -208,20 +217,14 @@ class Manifest:
 # ---------------------------------------------------------------------------
 
 SHARDS_DIR = "shards"
-INDEX_SUFFIX = ".index.csv.gz"
 #: Suffix of files being written; never named by a manifest.
 TEMP_SUFFIX = ".tmp"
-
-
-def index_path_for(shard_path: str) -> str:
-    """The index sidecar of a shard (relative paths in, relative path out)."""
-    return shard_path + INDEX_SUFFIX
 
 
 def _is_dataset_file(name: str) -> bool:
     if name.endswith(TEMP_SUFFIX):
         return True
-    return name.endswith(INDEX_SUFFIX) or any(name.endswith(s) for s in COMPRESSION_SUFFIX.values())
+    return is_index_file(name) or any(name.endswith(s) for s in COMPRESSION_SUFFIX.values())
 
 
 def cleanup(dataset: str, manifest: Manifest) -> list[str]:
@@ -292,7 +295,7 @@ def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
     """Re-check every shard against the manifest: it exists, its sha256 and size
     match, its records parse (checksums included) and number what the manifest
     says, and its index has one row per record. Reads each shard once."""
-    from kartdata.tfrecord import RecordError, iter_records
+    from kartdata.tfrecord import TFRecordError, iter_records
 
     dataset = str(dataset)
     m = Manifest.load(dataset)
@@ -312,7 +315,7 @@ def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
             with fs.open_file(path, "rb") as f:
                 h = _Hashing(f)
                 records = sum(1 for _ in iter_records(h, m.encoding.compression, where=s.path))
-        except RecordError as e:
+        except TFRecordError as e:
             report.problems.append(str(e))
             continue
         report.frames += records
@@ -323,7 +326,11 @@ def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
             report.problems.append(f"{s.path}: sha256 {h.sha.hexdigest()} != manifest's {s.sha256}")
         if records != s.frames:
             report.problems.append(f"{s.path}: {records} records, manifest says {s.frames}")
-        problem = _check_index(dataset, s)
+        index = fs.join(dataset, s.index)
+        if not fs.exists(index):
+            problem: str | None = f"{s.index}: index of {s.path} is missing"
+        else:
+            problem = check_index(index, s.index, s.frames)
         if problem:
             report.problems.append(problem)
     by_session = sum(x.frames_written for x in m.sessions)
@@ -332,23 +339,6 @@ def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
             f"{MANIFEST_FILE}: sessions account for {by_session} records, shards hold {m.frames}"
         )
     return report
-
-
-def _check_index(dataset: str, s: ShardInfo) -> str | None:
-    path = fs.join(dataset, s.index)
-    if not fs.exists(path):
-        return f"{s.index}: index of {s.path} is missing"
-    try:
-        with fs.open_file(path, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
-            header = f.readline().rstrip("\n").split(",")
-            rows = sum(1 for line in f if line.strip())
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
-        return f"{s.index}: unreadable index ({e})"
-    if tuple(header) != INDEX_COLUMNS:
-        return f"{s.index}: header is not {','.join(INDEX_COLUMNS)}"
-    if rows != s.frames:
-        return f"{s.index}: {rows} rows, manifest says {s.frames} records"
-    return None
 
 
 def summary(dataset: str, manifest: Manifest | None = None) -> dict[str, Any]:

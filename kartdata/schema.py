@@ -337,8 +337,9 @@ def feature_spec() -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """One shard record, decoded to Python values (image left encoded)."""
+class FrameExample:
+    """One frame as a shard stores it (a ``tf.train.Example``), decoded to
+    Python values (image left encoded)."""
 
     image: bytes
     height: int
@@ -353,8 +354,8 @@ class Record:
     tags: tuple[str, ...] = ()
 
 
-def encode_record(rec: Record) -> bytes:
-    """Serialize a :class:`Record` as a ``tf.train.Example`` (without importing
+def encode_example(rec: FrameExample) -> bytes:
+    """Serialize a :class:`FrameExample` as a ``tf.train.Example`` (without importing
     TensorFlow: see :mod:`kartdata.tfrecord`)."""
     from kartdata.tfrecord import example_class
 
@@ -385,8 +386,8 @@ def encode_record(rec: Record) -> bytes:
     return ex.SerializeToString()
 
 
-def decode_record(data: bytes) -> Record:
-    """Inverse of :func:`encode_record`, in plain Python (for tests and tools)."""
+def decode_example(data: bytes) -> FrameExample:
+    """Inverse of :func:`encode_example`, in plain Python (for tests and tools)."""
     from kartdata.tfrecord import example_class
 
     ex = example_class().FromString(data)
@@ -395,7 +396,7 @@ def decode_record(data: bytes) -> Record:
     def one_b(k: str) -> bytes:
         return f[k].bytes_list.value[0] if f[k].bytes_list.value else b""
 
-    return Record(
+    return FrameExample(
         image=one_b(FEATURE_IMAGE),
         height=int(f[FEATURE_HEIGHT].int64_list.value[0]),
         width=int(f[FEATURE_WIDTH].int64_list.value[0]),
@@ -408,23 +409,3 @@ def decode_record(data: bytes) -> Record:
         stratum=one_b(FEATURE_STRATUM).decode(),
         tags=tuple(v.decode() for v in f[FEATURE_TAGS].bytes_list.value),
     )
-
-
-# ---------------------------------------------------------------------------
-# The per-shard metadata index (one gzip CSV beside each shard)
-# ---------------------------------------------------------------------------
-
-#: One row per record in the shard, in record order, so that pandas views of a
-#: dataset never read image bytes. ``verdict`` is the validator's reason for a
-#: flagged frame kept with ``--keep-flagged`` (empty for clean frames).
-INDEX_COLUMNS: tuple[str, ...] = (
-    "session",
-    "track",
-    "frame",
-    "t_ns",
-    *PAD_FIELDS,
-    "stratum",
-    "tags",
-    "verdict",
-    "record",
-)

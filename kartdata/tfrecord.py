@@ -38,7 +38,7 @@ _LEN = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 
 
-class RecordError(ValueError):
+class TFRecordError(ValueError):
     """A TFRecord file that does not parse; the message says where."""
 
 
@@ -113,7 +113,7 @@ class TFRecordWriter:
 
 
 def read_records(path: str, compression: str = "GZIP", *, verify: bool = True) -> Iterator[bytes]:
-    """Each record's bytes, checking both checksums; :class:`RecordError`
+    """Each record's bytes, checking both checksums; :class:`TFRecordError`
     naming the file and the record number on anything truncated or corrupt."""
     with fs.open_file(path, "rb") as f:
         yield from iter_records(f, compression, where=path, verify=verify)
@@ -135,18 +135,18 @@ def iter_records(
         if not buf and eof:
             return
         if len(buf) < 12:
-            raise RecordError(f"{path}: record {n}: truncated length header")
+            raise TFRecordError(f"{path}: record {n}: truncated length header")
         (length,) = _LEN.unpack_from(buf, 0)
         if verify and _CRC.unpack_from(buf, 8)[0] != masked_crc(bytes(buf[:8])):
-            raise RecordError(f"{path}: record {n}: corrupt length header (crc mismatch)")
+            raise TFRecordError(f"{path}: record {n}: corrupt length header (crc mismatch)")
         need = 12 + length + 4
         while len(buf) < need and not eof:
             eof = not _fill(f, z, buf, path)
         if len(buf) < need:
-            raise RecordError(f"{path}: record {n}: truncated ({len(buf)} of {need} bytes)")
+            raise TFRecordError(f"{path}: record {n}: truncated ({len(buf)} of {need} bytes)")
         data = bytes(buf[12 : 12 + length])
         if verify and _CRC.unpack_from(buf, 12 + length)[0] != masked_crc(data):
-            raise RecordError(f"{path}: record {n}: corrupt data (crc mismatch)")
+            raise TFRecordError(f"{path}: record {n}: corrupt data (crc mismatch)")
         del buf[:need]
         n += 1
         yield data
@@ -158,7 +158,7 @@ def _fill(f: Any, z: Any, buf: bytearray, path: str) -> bool:
     if not chunk:
         if z is not None:
             if not z.eof:
-                raise RecordError(f"{path}: compressed stream ends early (truncated file)")
+                raise TFRecordError(f"{path}: compressed stream ends early (truncated file)")
             buf.extend(z.flush())
         return False
     if z is None:
@@ -167,9 +167,9 @@ def _fill(f: Any, z: Any, buf: bytearray, path: str) -> bool:
     try:
         buf.extend(z.decompress(chunk))
     except zlib.error as e:
-        raise RecordError(f"{path}: corrupt compressed stream ({e})") from None
+        raise TFRecordError(f"{path}: corrupt compressed stream ({e})") from None
     if z.unused_data:
-        raise RecordError(f"{path}: data after the end of the compressed stream")
+        raise TFRecordError(f"{path}: data after the end of the compressed stream")
     return True
 
 

@@ -18,8 +18,15 @@ from PIL import Image
 
 from kartdata import synth
 from kartdata.manifest import Manifest, orphans
-from kartdata.schema import CONTROLS_FILE, frame_filename
-from kartdata.shard import PAUSE_ENV
+from kartdata.schema import (
+    CONTROLS_FILE,
+    STRATA,
+    ClassThresholds,
+    frame_filename,
+    is_recovery,
+    stratum_name,
+)
+from kartdata.sources import discover
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -47,7 +54,14 @@ def test_shard_info_verify_round(tmp_path: Path) -> None:
     assert "added 2 session(s)" in r.stdout and "22 frames" in r.stdout
     info = json.loads(kartdata(tmp_path, "info", str(ds), "--json").stdout)
     assert info["frames"] == 22 and len(info["sessions"]) == 2
-    assert sum(info["strata"].values()) == 22 and info["strata"]["straight-recovery"] >= 0
+    classes = ClassThresholds()
+    expected = dict.fromkeys(STRATA, 0)
+    for src in discover([rec], trust_pickle=True):
+        for f in src.frames():
+            expected[stratum_name(classes.classify(f.pad.x), is_recovery(f.tags))] += 1
+    # CTR-AI mode A is recovery data: the recovery strata hold its frames
+    assert sum(n for st, n in expected.items() if st.endswith("-recovery")) == 10
+    assert info["strata"] == expected
     text = kartdata(tmp_path, "info", str(ds)).stdout
     assert "22 frames in" in text and "crash_cove" in text
     v = kartdata(tmp_path, "verify", str(ds))
@@ -59,6 +73,9 @@ def test_shard_info_verify_round(tmp_path: Path) -> None:
     assert "Traceback" not in v.stderr
 
 
+HOOKS = Path(__file__).with_name("shard_hooks.py")
+
+
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while not path.exists():
@@ -67,7 +84,31 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float = 120) -
         time.sleep(0.05)
 
 
-def test_kill_9_mid_write_then_rerun(tmp_path: Path) -> None:
+def _shard_killed_at(tmp: Path, point: str, args: list[str]) -> None:
+    """Run ``kartdata`` (through the pause-point helper) until ``point``, then
+    kill -9 its whole process group, workers included."""
+    flag = tmp / f"paused-{point}"
+    proc = subprocess.Popen(
+        [sys.executable, str(HOOKS), *args],
+        env=_env(tmp, SHARD_KILL_AT=f"{point}:30:{flag}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(flag, proc)
+        if point == "record":
+            # the run has finished some shards and is half way through others
+            assert any(n.endswith(".tmp") for n in os.listdir(tmp / "ds" / "shards"))
+        elif point == "before-manifest":
+            assert (tmp / "ds" / "manifest.json.tmp").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("point", ["record", "before-manifest", "after-manifest"])
+def test_kill_9_then_rerun(point: str, tmp_path: Path) -> None:
     rec = tmp_path / "rec"
     first = synth.make_native(rec / "first", 10, width=64, height=48, seed=1)
     ds = tmp_path / "ds"
@@ -77,30 +118,28 @@ def test_kill_9_mid_write_then_rerun(tmp_path: Path) -> None:
     before = (ds / "manifest.json").read_bytes()
     synth.make_native(rec / "second", 40, width=64, height=48, seed=2, recovery_share=0.3)
     synth.make_tensorkart(rec / "third", 40, width=64, height=48, seed=3)
-    flag = tmp_path / "paused"
     args = ["shard", str(rec), "--out", str(ds), "--workers", "2", "--shard-mb", "0.02"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kartdata.cli", *args],
-        env=_env(tmp_path, **{PAUSE_ENV: f"30:{flag}"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        _wait_for(flag, proc)
-        # the run has finished some shards and is half way through others
-        assert any(n.endswith(".tmp") for n in os.listdir(ds / "shards"))
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert (ds / "manifest.json").read_bytes() == before
+    _shard_killed_at(tmp_path, point, args)
+
     m = Manifest.load(str(ds))
-    assert orphans(str(ds), m)  # leftovers, not referenced
-    assert kartdata(tmp_path, "verify", str(ds)).returncode == 0
+    if point == "after-manifest":
+        # the run was complete when it died: all of it is in, nothing left over
+        assert (ds / "manifest.json").read_bytes() != before
+        assert m.frames == 90 and m.generation == 2 and orphans(str(ds), m) == []
+    else:
+        assert (ds / "manifest.json").read_bytes() == before
+        assert m.frames == 10 and m.generation == 1
+        assert orphans(str(ds), m)  # leftovers, not referenced
+    v = kartdata(tmp_path, "verify", str(ds))
+    assert v.returncode == 0 and v.stdout.startswith("ok: "), v.stderr
+
     r = kartdata(tmp_path, "shard", str(rec), "--out", str(ds), "--workers", "2")
     assert r.returncode == 0, r.stderr
+    added = 0 if point == "after-manifest" else 2
+    assert f"added {added} session(s), skipped {3 - added} already present" in r.stdout
     m = Manifest.load(str(ds))
     assert m.frames == 90 and m.generation == 2 and orphans(str(ds), m) == []
+    assert not (ds / "manifest.json.tmp").exists()
     assert sorted(os.listdir(ds / "shards")) == sorted(
         Path(p).name for s in m.shards for p in (s.path, s.index)
     )

@@ -1,5 +1,5 @@
 """``device_stage=True``: the loader ships uint8 frames as stored, with labels
-mirrored where a per-example flag says, and :func:`kartdata.load.device_stage`
+mirrored where a per-example flag says, and :func:`kartdata.loader.device_stage`
 does the per-pixel float work (the image's mirror included) in the train step —
 with the same results as the all-in-loader path."""
 
@@ -17,10 +17,10 @@ from loader_dataset import make_dataset
 
 import kartdata
 import kartdata.preprocess
-import kartmodel.export as export
+import kartmodel.artifact as export
 from kartdata import split, synth
 from kartdata.augment import AugmentConfig, augment_batch, mirror_batch, photometric_batch
-from kartdata.load import LoadConfig, device_stage, prepare
+from kartdata.loader import LoadConfig, device_stage, prepare
 from kartdata.preprocess import InputSpec
 from kartdata.shard import ShardConfig, shard
 

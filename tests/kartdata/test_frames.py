@@ -12,8 +12,9 @@ from loader_dataset import make_dataset
 import kartdata
 from kartdata import synth
 from kartdata.errors import DatasetError
-from kartdata.frames import plot_class_mix, plot_frames, plot_steering, read_index
+from kartdata.index import read_index
 from kartdata.manifest import Manifest
+from kartdata.plots import plot_class_mix, plot_frames, plot_steering
 from kartdata.schema import PAD_FIELDS, Pad, SessionMeta
 from kartdata.shard import ShardConfig, shard
 from kartdata.sources.native import SessionWriter
@@ -129,6 +130,6 @@ def test_damaged_index_is_a_one_line_error(dataset: Path, tmp_path: Path) -> Non
     shard_info = Manifest.load(str(copy)).shards[0]
     (copy / shard_info.index).write_bytes(b"not gzip")
     with pytest.raises(DatasetError, match=Path(shard_info.index).name):
-        read_index(str(copy), shard_info)
+        read_index(str(copy / shard_info.index))
     with pytest.raises(DatasetError, match=Path(shard_info.index).name):
         kartdata.load(str(copy), split="all")

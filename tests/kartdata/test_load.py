@@ -18,7 +18,7 @@ import kartdata.preprocess
 from kartdata import balance, split, targets
 from kartdata.augment import AugmentConfig, augment_batch
 from kartdata.errors import DatasetError
-from kartdata.load import LoadConfig, ShardWarning, dataset_errors, prepare
+from kartdata.loader import LoadConfig, ShardWarning, dataset_errors, prepare
 from kartdata.manifest import Manifest
 from kartdata.preprocess import InputSpec
 from kartdata.schema import PAD_INDEX, STEERING_CLASSES, STRATA, ClassThresholds, parse_stratum
@@ -109,7 +109,18 @@ def test_balance_plan_math() -> None:
     row = {r.stratum: r for r in p.rows}
     assert row["straight"].repeats == pytest.approx(1000 / 700)
     assert row["left-recovery"].samples == pytest.approx(500)
-    assert "repeats" in str(p)
+    # the printed table holds every stratum's figures, not just a header
+    lines = str(p).splitlines()
+    assert lines[0].split() == ["stratum", "frames", "weight", "samples", "repeats"]
+    printed = {cols[0]: [float(c) for c in cols[1:]] for cols in map(str.split, lines[1:-1])}
+    assert set(printed) == set(row) == set(STRATA)
+    for name, (frames, weight, samples, repeats) in printed.items():
+        r = row[name]
+        assert frames == r.frames and weight == pytest.approx(r.weight, abs=5e-4)
+        assert samples == pytest.approx(r.samples, abs=0.5)
+        assert repeats == pytest.approx(r.repeats, abs=5e-3)
+    assert printed["straight"][3] == pytest.approx(1.43)
+    assert lines[-1] == "epoch: 3000 samples from 1050 frames"
     with pytest.warns(UserWarning, match="no right"):
         p = balance.plan({"left": 10, "straight": 10}, "uniform")
     assert p.class_mix()["right"] == 0 and p.class_mix()["left"] == pytest.approx(0.5)
@@ -385,6 +396,6 @@ def test_thresholds_come_from_the_manifest(dataset: Path) -> None:
 
 def test_play_side_uses_the_same_preprocessing_function() -> None:
     # Exported models (what kartplay runs) preprocess raw frames themselves.
-    import kartmodel.export as export
+    import kartmodel.artifact as export
 
     assert export.preprocess is kartdata.preprocess.preprocess

@@ -4,6 +4,9 @@ import csv
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,19 +16,21 @@ from PIL import Image
 
 from kartdata import synth
 from kartdata.errors import DatasetError
+from kartdata.index import INDEX_COLUMNS
 from kartdata.manifest import Encoding, Manifest, orphans, verify
 from kartdata.schema import (
     CONTEXT_LEN,
-    INDEX_COLUMNS,
     PAD_SIZE,
     ClassThresholds,
+    FrameExample,
     Pad,
-    Record,
-    decode_record,
+    decode_example,
     is_recovery,
     stratum_name,
 )
-from kartdata.shard import ShardConfig, dataset_lock, resize_to_fit, shard, with_context
+from kartdata.shard import ShardConfig, dataset_lock, shard
+from kartdata.shard.context import with_context
+from kartdata.shard.images import resize_to_fit
 from kartdata.sources import open_source
 from kartdata.sources.base import Frame
 from kartdata.tfrecord import read_records
@@ -48,11 +53,11 @@ def _config(**kw: object) -> ShardConfig:
     return ShardConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def _records(ds: Path) -> list[Record]:
+def _records(ds: Path) -> list[FrameExample]:
     m = Manifest.load(str(ds))
     out = []
     for s in m.shards:
-        recs = [decode_record(r) for r in read_records(str(ds / s.path), m.encoding.compression)]
+        recs = [decode_example(r) for r in read_records(str(ds / s.path), m.encoding.compression)]
         assert {r.stratum for r in recs} == {s.stratum}
         with gzip.open(ds / s.index, "rt", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -158,6 +163,25 @@ def test_append_and_idempotence(tmp_path: Path) -> None:
     assert verify(str(ds)).ok and orphans(str(ds), m) == []
 
 
+def test_copied_recordings_are_the_same_sessions(tmp_path: Path, three_layouts: list[Path]):
+    """A session is known by its content, not its path: all three layouts,
+    copied elsewhere, are recognised and skipped."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    first = shard([tmp_path / "rec"], ds, _config())
+    assert len(first.sessions_added) == 3
+    manifest_bytes = (ds / "manifest.json").read_bytes()
+    copies = tmp_path / "elsewhere" / "copied"
+    shutil.copytree(tmp_path / "rec", copies)
+    again = shard([copies], ds, _config())
+    assert again.sessions_added == []
+    assert len(again.sessions_skipped) == 3
+    assert all(p.startswith(str(copies)) for p in again.sessions_skipped)
+    assert (ds / "manifest.json").read_bytes() == manifest_bytes
+    assert verify(str(ds)).ok
+
+
 def test_existing_settings_win_and_conflicts_are_errors(tmp_path: Path) -> None:
     a = synth.make_native(tmp_path / "a", 4, width=64, height=48)
     b = synth.make_native(tmp_path / "b", 4, width=64, height=48, seed=5)
@@ -175,11 +199,30 @@ def test_worker_processes_match_inline(tmp_path: Path, three_layouts: list[Path]
     inline = tmp_path / "inline"
     procs = tmp_path / "procs"
     shard([tmp_path / "rec"], inline, _config())
-    report = shard([tmp_path / "rec"], procs, _config(workers=2, target_shard_bytes=20_000))
-    assert report.frames_written == 60
+    # a real `kartdata shard` with two workers, each held on its first record
+    # until both have one (shard_hooks.py), so that both get sessions
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    args = [str(tmp_path / "rec"), "--out", str(procs), "--workers", "2", "--no-validate"]
+    args += ["--trust-pickle", "--max-width", "80", "--max-height", "60"]
+    args += ["--shard-mb", str(20_000 / (1 << 20))]
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("shard_hooks.py")), "shard", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SHARD_BARRIER": f"2:{barrier}"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "60 frames" in run.stdout
     m = Manifest.load(str(procs))
-    # which worker takes which session is a race; each names its own shards
-    assert {s.path.split("-w")[1][:2] for s in m.shards} <= {"00", "01"}
+    # each worker names its own shards, and a session stays with one worker
+    assert {s.path.split("-w")[1][:2] for s in m.shards} == {"00", "01"}
+    worker_of: dict[str, set[str]] = {}
+    for s in m.shards:
+        for r in read_records(str(procs / s.path), m.encoding.compression):
+            worker_of.setdefault(decode_example(r).session, set()).add(s.path.split("-w")[1][:2])
+    assert len(worker_of) == 3 and all(len(w) == 1 for w in worker_of.values())
     assert max(s.frames for s in m.shards) < 60  # rotated at the small target
     key = lambda r: (r.session, r.frame)  # noqa: E731
     a, b = sorted(_records(inline), key=key), sorted(_records(procs), key=key)

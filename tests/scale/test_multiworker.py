@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from kartdata import synth
-from kartdata.load import LoadConfig, prepare
+from kartdata.loader import LoadConfig, prepare
 from kartdata.manifest import Encoding, Manifest, verify
 from kartdata.shard import ShardConfig, shard
 from kartdata.sources import open_source
@@ -165,8 +165,9 @@ def test_workers_read_disjoint_shards(dataset: tuple[Path, str]) -> None:
 def test_dataset_on_ram_filesystem_trains(tmp_path: Path) -> None:
     """Shard straight to TensorFlow's in-memory filesystem, then load and train
     from it: no step may assume the dataset is a local path."""
+    from kartdata.split import SplitConfig
     from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.train import train
+    from kartmodel.trainer import train
 
     val_key = _recordings(tmp_path / "rec", 24)
     ds = f"ram://kartkit-{os.getpid()}/ds"
@@ -189,7 +190,7 @@ def test_dataset_on_ram_filesystem_trains(tmp_path: Path) -> None:
         steps_per_epoch=STEPS,
         val_steps=1,
         mixed_precision="off",
-        data=DataOptions(val_sessions=(val_key,), augment=False),
+        data=DataOptions(splits=SplitConfig(val_sessions=(val_key,)), augment=False),
     )
     result = train(config, tmp_path / "run", progress=None)
     assert result.epochs == 1 and result.history[0]["step"] == STEPS
@@ -200,8 +201,9 @@ def test_training_through_the_data_service(dataset: tuple[Path, str], tmp_path: 
     """Reading, decoding and augmentation run on a tf.data service worker."""
     import tensorflow as tf
 
+    from kartdata.split import SplitConfig
     from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.train import train
+    from kartmodel.trainer import train
 
     service = tf.data.experimental.service
     dispatcher = service.DispatchServer()
@@ -219,7 +221,7 @@ def test_training_through_the_data_service(dataset: tuple[Path, str], tmp_path: 
         steps_per_epoch=STEPS,
         val_steps=1,
         mixed_precision="off",
-        data=DataOptions(val_sessions=(dataset[1],)),
+        data=DataOptions(splits=SplitConfig(val_sessions=(dataset[1],))),
     )
     address = dispatcher.target.removeprefix("grpc://")
     result = train(config, tmp_path / "run", progress=None, data_service=address)

@@ -19,7 +19,7 @@ from kartdata import synth
 from kartdata.cli import app
 from kartdata.errors import DatasetError, SourceError
 from kartdata.manifest import Encoding, Manifest, orphans, verify
-from kartdata.schema import decode_record
+from kartdata.schema import decode_example
 from kartdata.shard import ShardConfig, shard
 from kartdata.tfrecord import read_records
 
@@ -61,7 +61,7 @@ def _decoded(ds: Path) -> list[tuple[str, int, str, bytes]]:
     out = []
     for s in m.shards:
         for raw in read_records(str(ds / s.path), m.encoding.compression):
-            r = decode_record(raw)
+            r = decode_example(raw)
             h = hashlib.sha256(repr((r.pad, r.context, r.tags, r.t_ns, r.track)).encode())
             h.update(r.image)
             out.append((r.session, r.frame, s.stratum, h.digest()))

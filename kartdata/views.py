@@ -1,4 +1,4 @@
-"""Pandas views of a dataset and matplotlib helpers, for notebooks.
+"""Pandas views of a dataset, for notebooks (plots of them: :mod:`kartdata.plots`).
 
 :func:`frames` and :func:`sessions` read only the manifest and the per-shard
 index sidecars — never an image byte — so they are quick on a dataset of any
@@ -7,66 +7,16 @@ size. :func:`frame_image` reads one record from the one shard that holds it.
 
 from __future__ import annotations
 
-import gzip
-import io
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from kartdata import _callable_module, fs
+from kartdata import fs
 from kartdata.errors import DatasetError
-from kartdata.manifest import Manifest, ShardInfo
-from kartdata.schema import (
-    BUTTONS,
-    INDEX_COLUMNS,
-    PAD_FIELDS,
-    RECOVERY_TAG,
-    STEERING_CLASSES,
-    parse_stratum,
-)
+from kartdata.index import empty_index, read_index
+from kartdata.manifest import Manifest
+from kartdata.schema import PAD_FIELDS, RECOVERY_TAG, STEERING_CLASSES, parse_stratum
 from kartdata.split import SplitConfig, assign, recording_aliases
-
-_DTYPES: dict[str, Any] = {
-    "session": str,
-    "track": str,
-    "frame": "int64",
-    "t_ns": "int64",
-    "stratum": str,
-    "tags": str,
-    "verdict": str,
-    "record": "int64",
-    "x": "float32",
-    "y": "float32",
-    **dict.fromkeys(BUTTONS, "int8"),
-}
-
-
-def read_index(dataset: str, shard: ShardInfo, columns: Sequence[str] | None = None) -> Any:
-    """One shard's index sidecar as a DataFrame (``columns``: a subset of
-    ``INDEX_COLUMNS``); :class:`DatasetError` naming the file if unreadable."""
-    import pandas as pd
-
-    path = fs.join(str(dataset), shard.index)
-    wanted = list(columns) if columns is not None else list(INDEX_COLUMNS)
-    try:
-        with fs.open_file(path, "rb") as f:
-            data = gzip.decompress(f.read())
-        df = pd.read_csv(
-            io.BytesIO(data),
-            usecols=wanted,
-            dtype={k: v for k, v in _DTYPES.items() if k in wanted},
-            keep_default_na=False,
-        )
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: index sidecar is missing") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DatasetError(f"{path}: index sidecar is unreadable ({e})") from None
-    except (ValueError, pd.errors.ParserError) as e:
-        raise DatasetError(
-            f"{path}: index sidecar is malformed ({str(e).splitlines()[0]})"
-        ) from None
-    return df
 
 
 def _manifest(dataset: str | Manifest) -> Manifest:
@@ -92,12 +42,11 @@ def frames(
     manifest = _manifest(dataset)
     parts = []
     for shard in manifest.shards:
-        df = read_index(str(dataset), shard)
+        df = read_index(fs.join(str(dataset), shard.index))
         df["shard"] = shard.path
         parts.append(df)
     if not parts:
-        empty = pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "float32")) for c in INDEX_COLUMNS})
-        parts.append(empty.assign(shard=pd.Series(dtype=str)))
+        parts.append(empty_index().assign(shard=pd.Series(dtype=str)))
     df = pd.concat(parts, ignore_index=True)
     df["excluded"] = False
     if excluded:
@@ -196,7 +145,7 @@ def frame_image(dataset: str, session: str, frame: int) -> np.ndarray:
     still where it was sharded from."""
     manifest = _manifest(dataset)
     for shard in manifest.shards:
-        df = read_index(str(dataset), shard, columns=("session", "frame", "record"))
+        df = read_index(fs.join(str(dataset), shard.index), columns=("session", "frame", "record"))
         hit = df[(df["session"] == session) & (df["frame"] == frame)]
         if len(hit):
             return _read_record_image(
@@ -225,7 +174,7 @@ def record_image(dataset: str, shard: str, record: int) -> np.ndarray:
 def _read_record_image(path: str, record: int, compression: str) -> np.ndarray:
     import tensorflow as tf
 
-    from kartdata.schema import decode_record
+    from kartdata.schema import decode_example
 
     ds = tf.data.TFRecordDataset(path, compression_type=compression).skip(record).take(1)
     try:
@@ -234,87 +183,5 @@ def _read_record_image(path: str, record: int, compression: str) -> np.ndarray:
         raise DatasetError(f"{path}: record {record} is missing (shard is short)") from None
     except tf.errors.OpError as e:
         raise DatasetError(f"{path}: record {record} is unreadable ({e.message})") from None
-    rec = decode_record(data)
+    rec = decode_example(data)
     return tf.io.decode_image(rec.image, channels=3, expand_animations=False).numpy()
-
-
-# -- plots --------------------------------------------------------------------
-
-
-def plot_class_mix(
-    dataset: str, balance: Any = "uniform", recovery_weight: float = 1.0, ax: Any = None, **load
-) -> Any:
-    """Bars of the steering-class mix of the split as recorded and as the
-    loader samples it with ``balance``/``recovery_weight``."""
-    import matplotlib.pyplot as plt
-
-    from kartdata.load import balance_report
-
-    report = balance_report(dataset, balance=balance, recovery_weight=recovery_weight, **load)
-    before, after = report.natural_mix(), report.class_mix()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3))
-    xs = np.arange(len(STEERING_CLASSES))
-    ax.bar(xs - 0.2, [before[c] for c in STEERING_CLASSES], 0.4, label="recorded")
-    ax.bar(xs + 0.2, [after[c] for c in STEERING_CLASSES], 0.4, label=f"balanced ({balance})")
-    ax.set_xticks(xs, list(STEERING_CLASSES))
-    ax.set_ylabel("share of samples")
-    ax.legend()
-    return ax
-
-
-def plot_steering(df: Any, by: str = "track", bins: int = 41, ax: Any = None) -> Any:
-    """Histogram of stick x, one line per value of ``by`` (a :func:`frames` column)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3))
-    edges = np.linspace(-1, 1, bins + 1)
-    for name, group in df.groupby(by, observed=True):
-        counts, _ = np.histogram(group["x"], bins=edges)
-        ax.stairs(counts / max(len(group), 1), edges, label=str(name))
-    ax.set_xlabel("stick x (left < 0 < right)")
-    ax.set_ylabel("share of frames")
-    ax.legend(fontsize="small")
-    return ax
-
-
-def plot_frames(dataset: str, rows: Any, columns: int = 4, size: float = 2.5) -> Any:
-    """A strip of frames (rows of :func:`frames`) with their controls as titles."""
-    import matplotlib.pyplot as plt
-
-    rows = list(_iter_rows(rows))
-    n = max(len(rows), 1)
-    ncols = min(columns, n)
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * 0.8 * nrows), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, row in zip(axes.flat, rows, strict=False):
-        if row.get("shard"):
-            image = record_image(dataset, row["shard"], int(row["record"]))
-        else:
-            image = frame_image(dataset, row["session"], int(row["frame"]))
-        ax.imshow(image)
-        if row.get("excluded") or np.isnan(float(row.get("x", np.nan))):
-            title = f"#{int(row['frame'])} (not in the shards)"
-        else:
-            pressed = [b for b in BUTTONS if int(row.get(b, 0))]
-            title = f"#{int(row['frame'])} x={float(row['x']):+.2f} {' '.join(pressed)}"
-        if row.get("verdict"):
-            title += f"\n{row['verdict']}"
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _iter_rows(rows: Any) -> Iterable[dict[str, Any]]:
-    if hasattr(rows, "to_dict"):
-        yield from rows.to_dict("records")
-    else:
-        yield from rows
-
-
-_callable_module(__name__, frames)

@@ -1,15 +1,15 @@
-"""The Ray engine of ``kartdata shard``: the same shards and manifest as the local
-engine, with the sessions spread over Ray actors instead of local processes.
+"""The Ray engine: the same shards and manifest as the local engine, with the
+sessions spread over Ray actors instead of local processes.
 
-Only the scheduling differs from :mod:`kartdata.shard`. Each actor is one
-long-lived worker holding its :class:`~kartdata.shard.StratumWriters` (as a
-local worker process does), so shards fill up across sessions instead of one
-small shard per session and stratum. The driver hands out sessions one at a
-time as actors finish them (a slow session never holds up a queue behind it),
-then closes every actor's writers and returns the finished shards; the caller,
-:func:`kartdata.shard.shard`, writes the manifest once, under the dataset lock,
-after all of them are complete. On any failure every actor aborts its open
-shards and the caller deletes whatever the run left, as locally.
+Each actor is one long-lived worker holding its
+:class:`~kartdata.shard.files.StratumWriters` (as a local worker process
+does), so shards fill up across sessions instead of one small shard per
+session and stratum. The driver hands out sessions one at a time as actors
+finish them (a slow session never holds up a queue behind it), then closes
+every actor's writers and returns the finished shards; the caller writes the
+manifest once, under the dataset lock, after all of them are complete. On any
+failure every actor aborts its open shards and the caller deletes whatever the
+run left, as locally.
 
 On a cluster, every node must be able to import ``kartkit`` (install
 ``kartkit[ray]`` there, or pass a ``runtime_env`` to ``ray start``), read the
@@ -21,12 +21,21 @@ every file access goes through ``tf.io.gfile`` for (kartdata.fs).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from kartdata.errors import DatasetError, KartError
 from kartdata.manifest import ShardInfo
-from kartdata.shard import SessionResult, _error_from, _Job, _one_session, _writers
+from kartdata.shard.engine import (
+    EngineResult,
+    ProgressFn,
+    SessionTask,
+    ShardJob,
+    error_from,
+    open_writers,
+    shard_task,
+)
+from kartdata.shard.session import ShardedSession
 
 #: Sessions queued on each actor beyond the one it is working on, so that an
 #: actor never waits on a round trip to the driver between two sessions.
@@ -36,17 +45,19 @@ PIPELINE_DEPTH = 1
 class _ShardWorker:
     """One Ray actor: a worker number, its open shards, sessions one by one."""
 
-    def __init__(self, job: _Job, worker: int) -> None:
+    def __init__(self, job: ShardJob, worker: int) -> None:
         self.job = job
-        self.writers = _writers(job, worker)
+        self.writers = open_writers(job, worker)
 
-    def session(self, path: str, key: str) -> SessionResult:
+    def session(self, path: str, key: str) -> ShardedSession | _Failure:
         try:
-            return _one_session(self.job, path, key, self.writers, lambda n: None, in_worker=True)
+            return shard_task(
+                self.job, SessionTask(path, key), self.writers, lambda n: None, in_worker=True
+            )
         except KartError as e:
             # Travels back as a value: Ray would wrap the exception in its own
             # multi-line error, and the CLI must print one line.
-            return _Failure(type(e).__name__, str(e))  # type: ignore[return-value]
+            return _Failure(type(e).__name__, str(e))
 
     def close(self) -> list[ShardInfo]:
         return self.writers.close()
@@ -81,30 +92,25 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
-def run_ray(
-    job: _Job,
-    todo: list[tuple[str, str]],
-    workers: int,
-    on_frames: Callable[[int], None],
-    address: str | None = None,
-) -> tuple[list[SessionResult], list[ShardInfo]]:
-    """Shard ``todo`` (path, key) over Ray actors; returns what the local
-    engine's workers return: per-session results and the finished shards."""
+def run(
+    job: ShardJob, tasks: Sequence[SessionTask], workers: int, on_frames: ProgressFn
+) -> EngineResult:
+    """Shard ``tasks`` over Ray actors (``workers`` <= 0: one per cluster CPU)."""
     import ray
 
-    started = connect(address)
+    started = connect(job.address)
     try:
         if workers <= 0:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        workers = min(workers, len(todo))
+        workers = min(workers, len(tasks))
         actor_cls = ray.remote(num_cpus=1)(_ShardWorker)
         actors = [actor_cls.remote(job, w) for w in range(workers)]  # type: ignore[attr-defined]
         try:
-            results = _schedule(actors, todo, on_frames)
+            sessions = _schedule(actors, tasks, on_frames)
             shards: list[ShardInfo] = []
             for part in ray.get([a.close.remote() for a in actors]):
                 shards.extend(part)
-            return results, shards
+            return EngineResult(sessions, shards)
         except BaseException:
             _abort(actors)
             raise
@@ -117,13 +123,13 @@ def run_ray(
 
 
 def _schedule(
-    actors: list[Any], todo: list[tuple[str, str]], on_frames: Callable[[int], None]
-) -> list[SessionResult]:
+    actors: list[Any], tasks: Sequence[SessionTask], on_frames: ProgressFn
+) -> list[ShardedSession]:
     import ray
 
-    pending = list(reversed(todo))
+    pending = list(reversed(tasks))
     running: dict[Any, int] = {}  # object ref → actor number
-    results: list[SessionResult] = []
+    results: list[ShardedSession] = []
 
     def submit(w: int) -> None:
         path, key = pending.pop()
@@ -144,7 +150,7 @@ def _schedule(
                 "to the dataset"
             ) from None
         if isinstance(res, _Failure):
-            raise _error_from(res.kind, res.message)
+            raise error_from(res.kind, res.message)
         results.append(res)
         on_frames(res.info.frames_written)
         if pending:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kartdata import _callable_module, fs, schema
+from kartdata import fs, schema
 from kartdata import preprocess as _preprocess
 from kartdata.augment import (
     AugmentConfig,
@@ -43,10 +43,11 @@ from kartdata.augment import (
 )
 from kartdata.balance import Balance, BalancePlan, plan
 from kartdata.errors import DatasetError
+from kartdata.index import read_index
 from kartdata.manifest import Manifest, ShardInfo
 from kartdata.preprocess import PILOTNET_INPUT, InputSpec
 from kartdata.split import SplitConfig, normalize_split, recording_aliases, sessions_in
-from kartdata.targets import TargetConfig, as_target_config, make_targets
+from kartdata.targets import TENSORKART, TargetConfig, as_target_config, make_targets
 
 OnError = Literal["raise", "skip"]
 
@@ -73,7 +74,7 @@ class LoadConfig:
     batch_size: int = 64
     input: InputSpec = PILOTNET_INPUT
     #: ``"tensorkart"``, ``"class3"``, a tuple of pad fields, or a TargetConfig.
-    targets: str | tuple[str, ...] | TargetConfig = "tensorkart"
+    targets: str | tuple[str, ...] | TargetConfig = TENSORKART
     balance: Balance = None
     recovery_weight: float = 1.0
     #: Samples per epoch; default: the split's frame count.
@@ -352,9 +353,7 @@ def _session_counts(root: str, shard: ShardInfo) -> dict[str, int]:
     """Records per session in a shard, from its index. Cached: shards never
     change under a name (a manifest names each shard with its checksum), and a
     training run prepares a load every epoch."""
-    from kartdata.frames import read_index
-
-    index = read_index(root, shard, columns=("session",))
+    index = read_index(fs.join(root, shard.index), columns=("session",))
     if len(index) != shard.frames:
         raise DatasetError(
             f"{fs.join(root, shard.index)}: index has {len(index)} rows, "
@@ -533,11 +532,9 @@ def common_size(prep: Prepared) -> tuple[int, int]:
 
 def _stored_sizes(prep: Prepared) -> set[tuple[int, int]]:
     """(width, height) of the stored images of the split's sessions that record a size."""
-    from kartdata.shard import fit_size
-
     enc = prep.manifest.encoding
     return {
-        fit_size(s.width, s.height, enc.max_width, enc.max_height)
+        enc.stored_size(s.width, s.height)
         for s in prep.manifest.sessions
         if s.key in prep.sessions and s.width > 0 and s.height > 0
     }
@@ -621,6 +618,3 @@ def _finisher(
     if augment is None:
         return _plain(finish)
     return _plain(lambda rec, seed: finish(rec, seed))
-
-
-_callable_module(__name__, load)
