@@ -1,0 +1,110 @@
+"""``kartdata record --window SuperTuxKart --keyboard`` on the real game while
+kartkit's virtual keyboard drives it: the session's pads are the keys that
+were down at each frame, and the session validates clean and shards.
+
+The take starts once the race runs: the loading screen before it is a still
+picture (the recorder sees a frozen frame), and a short take that is half
+loading screen makes the loading screen the "game" the desktop detector learns
+(docs/stk.md, "Recording").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from xvfb import poll
+
+from kartdata.devices.virtual_keyboard import VirtualKeyboard
+from kartdata.sources.native import NativeSession
+from kartplay.stk.game import WINDOW_TITLE, SuperTuxKart, TimeTrial
+from kartplay.stk.keys import STK_KEYMAP, write_keymap
+
+KARTDATA = [sys.executable, "-m", "kartdata.cli"]
+FPS = 15.0
+SECONDS = 5.0
+
+
+def test_a_take_of_the_real_game_has_the_keys_validates_and_shards(tmp_path: Path) -> None:
+    keymap = write_keymap(tmp_path / "stk-keys.json")
+    out = tmp_path / "takes"
+    presses: dict[str, tuple[int, int]] = {}
+    with SuperTuxKart(TimeTrial("lighthouse", laps=1)) as game:
+        game.wait_race()
+        with VirtualKeyboard(game.display, STK_KEYMAP) as keys:
+            keys.press("Up")  # accelerating before the take: every frame has A held
+            rec = subprocess.Popen(
+                [*KARTDATA, "record", "--window", WINDOW_TITLE, "--keyboard",
+                 "--keymap", str(keymap), "--display", game.display, "--out", str(out),
+                 "--fps", str(FPS), "--seconds", str(SECONDS),
+                 "--game", "supertuxkart", "--track", "lighthouse"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "DISPLAY": game.display},
+            )  # fmt: skip
+            try:
+                session = out / "player-001"
+                # The take has begun once its first row is written.
+                assert poll(lambda: _rows(session) > 0 or rec.poll() is not None, 30)
+                assert _rows(session), f"the recorder wrote no frame: {rec.poll()}"
+                # Each key is held while the recorder takes 10 frames.
+                assert poll(lambda: _rows(session) >= 15, 30)  # a second of driving first
+                for key in ("Left", "Right"):
+                    start = _rows(session)
+                    t0 = time.monotonic_ns()
+                    keys.press(key)
+                    assert poll(lambda: _rows(session) >= start + 10, 30), key  # noqa: B023
+                    keys.release(key)
+                    presses[key] = (t0, time.monotonic_ns())
+                    assert poll(lambda: _rows(session) >= start + 14, 30), key  # noqa: B023
+                _, stderr = rec.communicate(timeout=30)
+            finally:
+                if rec.poll() is None:
+                    rec.kill()
+                    rec.wait()
+        distance = game.frame().distance_m
+    assert rec.returncode == 0, stderr
+    assert distance > 10  # the kart really drove during the take
+
+    s = NativeSession(session)
+    rows = list(s.frames())
+    n = len(rows)
+    assert abs(n - FPS * SECONDS) <= 0.2 * FPS * SECONDS, n
+    # A (Up) was down before the take started and all through it.
+    assert all("a" in r.pad.buttons for r in rows)
+    # The stick follows the arrow keys, at the times they were down (a frame
+    # is stamped when grabbed; the keyboard is read just before, within a period).
+    period_ns = 1e9 / FPS
+    for key, sign in (("Left", -1.0), ("Right", 1.0)):
+        t0, t1 = presses[key]
+        held = [r for r in rows if r.pad.x == sign]
+        assert len(held) >= 3, (key, len(held))
+        assert all(t0 - period_ns <= r.t_ns <= t1 + period_ns for r in held), key
+        inside = [r for r in rows if t0 + period_ns <= r.t_ns <= t1 - period_ns]
+        assert inside and all(r.pad.x == sign for r in inside), key
+
+    r = subprocess.run(
+        [*KARTDATA, "validate", "--no-store", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    report = json.loads(r.stdout)
+    (sess,) = report["sessions"]
+    assert sess["verdicts"] == {}, sess["counts"]  # no desktop, no frozen frame
+    assert r.returncode == 0, r.stdout[-2000:]
+
+    ds = tmp_path / "ds"
+    r = subprocess.run(
+        [*KARTDATA, "shard", str(out), "--out", str(ds), "--workers", "0"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert manifest["frames"] == n
+
+
+def _rows(session: Path) -> int:
+    f = session / "controls.csv"
+    return max(0, len(f.read_text().splitlines()) - 1) if f.exists() else 0
