@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from kartdata import clikit
-from kartdata.errors import KartError
+from kartplay.policy import PolicyConfig
+from kartplay.protocol import DEFAULT_PORT, ServerConfig
+from kartplay.serve import ServeOptions
+from kartplay.sim.ablation import AblationConfig
+from kartplay.sim.collect import PerturbConfig, SimRecordConfig
+from kartplay.sim.demo import DemoConfig
+from kartplay.sim.drive import DriveConfig
+from kartplay.sim.env import parse_seeds
+
+if TYPE_CHECKING:
+    from kartplay.policy import Selection
+    from kartplay.protocol import Mode
+    from kartplay.serve import FrameSource
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -20,6 +34,13 @@ def _root() -> None:
 
 # -- serve (issue 6) ----------------------------------------------------------
 
+_SERVER = ServerConfig()
+_POLICY = PolicyConfig()
+
+
+def _serve(name: str) -> Any:
+    return clikit.default(ServeOptions, name)
+
 
 @app.command()
 def serve(
@@ -29,51 +50,85 @@ def serve(
     replay: list[str] = typer.Option(
         [], help="Serve a recording's pads in a loop instead of a model (once per controller)."
     ),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8082, help="TCP port (the plugin's default is 8082; 0: any free)."),
-    mode: str = typer.Option("free-run", help="free-run or lockstep."),
-    polls_per_step: int = typer.Option(1, help="Lockstep: plugin polls answered per agent step."),
-    step_timeout: float = typer.Option(2.0, help="Lockstep: longest wait for the agent (s)."),
-    max_connections: int = typer.Option(64, help="Concurrent connections before 503."),
+    host: str = typer.Option(_SERVER.host, help="Address to listen on."),
+    port: int = typer.Option(
+        _SERVER.port, help=f"TCP port (the plugin's default is {DEFAULT_PORT}; 0: any free)."
+    ),
+    mode: str = typer.Option(_SERVER.mode, help="free-run or lockstep."),
+    polls_per_step: int = typer.Option(
+        _SERVER.polls_per_step, help="Lockstep: plugin polls answered per agent step."
+    ),
+    step_timeout: float = typer.Option(
+        _SERVER.step_timeout, help="Lockstep: longest wait for the agent (s)."
+    ),
+    max_connections: int = typer.Option(
+        _SERVER.max_connections, help="Concurrent connections before 503."
+    ),
+    frames: str = typer.Option(
+        _serve("frames"), help="Frames from the screen (--region/--window) or the emulator."
+    ),
+    frames_ring: str = typer.Option(
+        _serve("frames_ring"), help="--frames emulator: the plugin's frame ring file."
+    ),
     region: str = typer.Option(None, help="Screen region to capture, X,Y,W,H."),
     window: str = typer.Option(None, help="Capture the X11 window whose title contains this."),
-    window_wait: float = typer.Option(10.0, help="Seconds to wait at start for --window."),
-    max_fps: float = typer.Option(0.0, help="Free-run: most agent steps a second (0: no cap)."),
-    selection: str = typer.Option("sample", help="Class models: sample, argmax or expected."),
-    axis_scale: float = typer.Option(1.0, help="Continuous models: stick = output x this."),
-    deadzone: float = typer.Option(0.0, help="Continuous models: stick 0 below this."),
-    button_threshold: float = typer.Option(0.5, help="Continuous models: press at this output."),
-    smoothing: float = typer.Option(0.0, help="Weight of past outputs (0 = none, <1)."),
+    window_wait: float = typer.Option(
+        _serve("window_wait"), help="Seconds to wait at start for --window."
+    ),
+    max_fps: float = typer.Option(
+        _serve("max_fps"), help="Free-run: most agent steps a second (0: no cap)."
+    ),
+    selection: str = typer.Option(
+        _POLICY.selection, help="Class models: sample, argmax or expected."
+    ),
+    axis_scale: float = typer.Option(
+        _POLICY.axis_scale, help="Continuous models: stick = output x this."
+    ),
+    deadzone: float = typer.Option(_POLICY.deadzone, help="Continuous models: stick 0 below this."),
+    button_threshold: float = typer.Option(
+        _POLICY.button_threshold, help="Continuous models: press at this output."
+    ),
+    smoothing: float = typer.Option(
+        _POLICY.smoothing, help="Weight of past outputs (0 = none, <1)."
+    ),
     hold: list[str] = typer.Option([], help="Button always held, e.g. --hold a (gas)."),
     seed: int = typer.Option(None, help="Seed of the weighted random choice."),
     override_pad: int = typer.Option(
         None, help="Gamepad (SDL index) that takes controller 0 over while its button is held."
     ),
-    override_button: int = typer.Option(6, help="SDL button of the override (6: Back)."),
+    override_button: str = typer.Option(
+        str(_serve("override_button")),
+        help="Gamepad button of the override: an SDL controller button name or a number.",
+    ),
     human_pad: int = typer.Option(None, help="Gamepad (SDL index) that drives controller 1."),
     record_corrections: str = typer.Option(
         None, help="Write every takeover as a native session tagged recovery under this dir."
     ),
-    correction_fps: float = typer.Option(15.0, help="Frame rate of correction sessions."),
-    game: str = typer.Option("unknown", help="Correction sessions: game."),
-    track: str = typer.Option("unknown", help="Correction sessions: track."),
-    player: str = typer.Option("human", help="Correction sessions: player."),
-    status: bool = typer.Option(True, help="Print a status line once a second."),
+    correction_fps: float = typer.Option(
+        _serve("correction_fps"), help="Frame rate of correction sessions."
+    ),
+    game: str = typer.Option(_serve("game"), help="Correction sessions: game."),
+    track: str = typer.Option(_serve("track"), help="Correction sessions: track."),
+    player: str = typer.Option(_serve("player"), help="Correction sessions: player."),
+    status: bool = typer.Option(_serve("status"), help="Print a status line once a second."),
 ) -> None:
     """Serve pads to the emulator plugin (input-bot protocol) from a model or a recording."""
-    from kartplay import serve as serving
-    from kartplay.policy import PolicyConfig
+    from kartplay.serve import run
 
-    serving.run(
-        serving.ServeOptions(
+    run(
+        ServeOptions(
             model=model,
             replay=tuple(replay),
-            host=host,
-            port=port,
-            mode=mode,
-            polls_per_step=polls_per_step,
-            step_timeout=step_timeout,
-            max_connections=max_connections,
+            server=ServerConfig(
+                host=host,
+                port=port,
+                mode=cast("Mode", mode),
+                polls_per_step=polls_per_step,
+                step_timeout=step_timeout,
+                max_connections=max_connections,
+            ),
+            frames=cast("FrameSource", frames),
+            frames_ring=frames_ring,
             region=region,
             window=window,
             window_wait=window_wait,
@@ -82,13 +137,13 @@ def serve(
                 axis_scale=axis_scale,
                 deadzone=deadzone,
                 button_threshold=button_threshold,
-                selection=selection,  # type: ignore[arg-type]
+                selection=cast("Selection", selection),
                 smoothing=smoothing,
                 hold=tuple(hold),
                 seed=seed,
             ),
             override_pad=override_pad,
-            override_button=override_button,
+            override_button=int(override_button) if override_button.isdigit() else override_button,
             human_pad=human_pad,
             record_corrections=record_corrections,
             correction_fps=correction_fps,
@@ -107,46 +162,41 @@ sim_app = typer.Typer(
 )
 app.add_typer(sim_app, name="sim")
 
-
-def _policy_config(
-    selection: str, smoothing: float, deadzone: float, axis_scale: float, hold: str, seed: int
-):  # -> PolicyConfig
-    from kartplay.policy import PolicyConfig
-
-    return PolicyConfig(
-        axis_scale=axis_scale,
-        deadzone=deadzone,
-        selection=selection,  # type: ignore[arg-type]
-        smoothing=smoothing,
-        hold=tuple(b for b in hold.split(",") if b),
-        seed=seed,
-    )
+_RECORD = SimRecordConfig()
+_PERTURB = PerturbConfig()
+_DRIVE = DriveConfig()
+#: ``sim drive`` seeds the policy's random choice, so that a drive repeats.
+SIM_DRIVE_SEED = 0
 
 
 @sim_app.command("record")
 def sim_record(
     out: Path = typer.Option(..., "--out", help="Directory to write sessions into."),
     seeds: str = typer.Option("0-7", help="Track seeds: 1,2,3 or 100-115."),
-    steps: int = typer.Option(1000, help="Simulator steps per track (50 per second)."),
-    every: int = typer.Option(1, help="Record every k-th step."),
-    perturb: float = typer.Option(0.0, help="Pushes off the line per second (0: clean)."),
-    push_s: float = typer.Option(0.25, help="Length of one push (s)."),
-    strength: float = typer.Option(0.5, help="Steer of a push, 0..1."),
-    settle_s: float = typer.Option(1.0, help="Correction after a push tagged recovery (s)."),
-    overspeed: float = typer.Option(
-        0.0, help="Share of pushes that hold the gas instead of steering (too fast into a bend)."
+    steps: int = typer.Option(_RECORD.steps, help="Simulator steps per track (50 per second)."),
+    every: int = typer.Option(_RECORD.every, help="Record every k-th step."),
+    perturb: float = typer.Option(_PERTURB.rate, help="Pushes off the line per second (0: clean)."),
+    push_s: float = typer.Option(_PERTURB.push_s, help="Length of one push (s)."),
+    strength: float = typer.Option(_PERTURB.strength, help="Steer of a push, 0..1."),
+    settle_s: float = typer.Option(
+        _PERTURB.settle_s, help="Correction after a push tagged recovery (s)."
     ),
-    overspeed_s: float = typer.Option(1.5, help="Length of an overspeed push (s)."),
+    overspeed: float = typer.Option(
+        _PERTURB.overspeed,
+        help="Share of pushes that hold the gas instead of steering (too fast into a bend).",
+    ),
+    overspeed_s: float = typer.Option(
+        _PERTURB.overspeed_s, help="Length of an overspeed push (s)."
+    ),
     policy: str = typer.Option(
         None, help="Exported model that drives while the expert labels (DAgger)."
     ),
     workers: int = typer.Option(0, help="Processes (0: one per core)."),
-    schedule_seed: int = typer.Option(0, help="Seed of the push schedule."),
+    schedule_seed: int = typer.Option(_RECORD.seed, help="Seed of the push schedule."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Drive the expert (or a model, labelled by the expert) and record native sessions."""
-    from kartplay.sim.collect import PerturbConfig, SimRecordConfig, collect
-    from kartplay.sim.env import parse_seeds
+    from kartplay.sim.collect import collect
 
     config = SimRecordConfig(
         steps=steps,
@@ -177,26 +227,39 @@ def sim_record(
 def sim_drive(
     model: str = typer.Argument(..., help="Exported model directory (kartmodel export)."),
     seeds: str = typer.Option("11,12,13,14,15", help="Track seeds: 11,12,13 or 100-115."),
-    steps: int = typer.Option(1000, help="Simulator steps per track (50 per second)."),
+    steps: int = typer.Option(_DRIVE.steps, help="Simulator steps per track (50 per second)."),
     gif: Path = typer.Option(None, help="Animated GIF of the first seed's run."),
     plot: Path = typer.Option(None, help="PNG plot of the scores."),
     report: Path = typer.Option(None, help="Also save the JSON report here."),
-    expert: bool = typer.Option(True, "--expert/--no-expert", help="Score the expert too."),
-    selection: str = typer.Option("sample", help="Class models: sample, argmax or expected."),
-    smoothing: float = typer.Option(0.0, help="Moving-average weight of past outputs, 0..1."),
-    deadzone: float = typer.Option(0.0, help="Stick values closer to 0 become 0."),
-    axis_scale: float = typer.Option(1.0, help="Multiply the predicted stick."),
+    expert: bool = typer.Option(
+        _DRIVE.with_expert, "--expert/--no-expert", help="Score the expert too."
+    ),
+    selection: str = typer.Option(
+        _POLICY.selection, help="Class models: sample, argmax or expected."
+    ),
+    smoothing: float = typer.Option(
+        _POLICY.smoothing, help="Moving-average weight of past outputs, 0..1."
+    ),
+    deadzone: float = typer.Option(_POLICY.deadzone, help="Stick values closer to 0 become 0."),
+    axis_scale: float = typer.Option(_POLICY.axis_scale, help="Multiply the predicted stick."),
     hold: str = typer.Option("", help="Buttons always pressed, e.g. a (gas)."),
-    seed: int = typer.Option(0, help="Seed of weighted random selection."),
+    seed: int = typer.Option(SIM_DRIVE_SEED, help="Seed of weighted random selection."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Drive a model on track seeds and compare it with the expert."""
     from kartplay import policy as policy_mod
-    from kartplay.sim.drive import DriveConfig, drive, save_report
-    from kartplay.sim.env import parse_seeds
+    from kartplay.sim.drive import drive, save_report
 
     pol = policy_mod.load(
-        model, _policy_config(selection, smoothing, deadzone, axis_scale, hold, seed)
+        model,
+        PolicyConfig(
+            axis_scale=axis_scale,
+            deadzone=deadzone,
+            selection=cast("Selection", selection),
+            smoothing=smoothing,
+            hold=tuple(b for b in hold.split(",") if b),
+            seed=seed,
+        ),
     )
     result = drive(
         pol,
@@ -218,23 +281,22 @@ def sim_ablation(
     dataset: str = typer.Argument(..., help="Dataset (kartdata shard) of simulator sessions."),
     out: Path = typer.Option(..., "--out", help="Directory for runs, models and reports."),
     seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
-    steps: int = typer.Option(1000, help="Simulator steps per track."),
-    variants: str = typer.Option(
-        "all,no-balance,no-recovery,no-smoothing,none", help="Variants to train and drive."
+    steps: int = typer.Option(
+        clikit.default(AblationConfig, "steps"), help="Simulator steps per track."
     ),
-    epochs: int = typer.Option(4),
-    model: str = typer.Option("sepnet"),
+    variants: str = typer.Option(
+        ",".join(clikit.default(AblationConfig, "variants")), help="Variants to train and drive."
+    ),
+    epochs: int = typer.Option(clikit.default(AblationConfig, "epochs")),
+    model: str = typer.Option(clikit.default(AblationConfig, "model")),
     train_seeds: str = typer.Option(
-        "1,2,3", help="Training seeds; each variant trains once per seed."
+        ",".join(map(str, clikit.default(AblationConfig, "train_seeds"))),
+        help="Training seeds; each variant trains once per seed.",
     ),
 ) -> None:
     """Train with balance/recovery/smoothing on and off; print closed-loop scores."""
-    from kartplay.sim.ablation import AblationConfig, run_ablation, table, variant_args
-    from kartplay.sim.env import parse_seeds
+    from kartplay.sim.ablation import run_ablation, table
 
-    names = tuple(v.strip() for v in variants.split(",") if v.strip())
-    for v in names:
-        variant_args(v)  # unknown names fail before any training
     rows = run_ablation(
         AblationConfig(
             dataset,
@@ -244,28 +306,34 @@ def sim_ablation(
             model,
             epochs,
             train_seeds=parse_seeds(train_seeds),
-            variants=names,
+            variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
         ),
         echo=lambda s: typer.echo(s, err=True),
     )
     typer.echo(table(rows))
 
 
+_DEMO_RECORD: SimRecordConfig = clikit.default(DemoConfig, "record")
+
+
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", help="Directory for everything it makes."),
+    out: Path = typer.Option(
+        clikit.default(DemoConfig, "out"), "--out", help="Directory for everything it makes."
+    ),
     rounds: int = typer.Option(2, help="Learner-driven (DAgger) rounds after the offline one."),
     tracks: int = typer.Option(8, help="Tracks per recording kind (expert, perturbed, round)."),
-    steps: int = typer.Option(1000, help="Simulator steps per recorded track."),
+    steps: int = typer.Option(_DEMO_RECORD.steps, help="Simulator steps per recorded track."),
     eval_seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
-    epochs: int = typer.Option(4, help="Training epochs per round."),
-    model: str = typer.Option("sepnet", help="kartmodel architecture."),
+    epochs: int = typer.Option(
+        clikit.default(DemoConfig, "epochs"), help="Training epochs per round."
+    ),
+    model: str = typer.Option(clikit.default(DemoConfig, "model"), help="kartmodel architecture."),
     workers: int = typer.Option(0, help="Processes per stage (0: one per core)."),
 ) -> None:
     """The main job on the CarRacing simulator: record → validate → shard → train →
     drive on unseen tracks, then learner-driven rounds; prints a summary table."""
-    from kartplay.sim.demo import DemoConfig, run_demo
-    from kartplay.sim.env import parse_seeds
+    from kartplay.sim.demo import run_demo
 
     base = 100
     config = DemoConfig(
@@ -276,17 +344,124 @@ def demo(
             tuple(range(base + (2 + r) * tracks, base + (3 + r) * tracks)) for r in range(rounds)
         ),
         eval_seeds=parse_seeds(eval_seeds),
-        steps=steps,
+        record=dataclasses.replace(_DEMO_RECORD, steps=steps),
         epochs=epochs,
         model=model,
         workers=workers,
     )
-    used = set(config.expert_seeds + config.perturbed_seeds).union(*config.dagger_seeds)
-    if used & set(config.eval_seeds):
-        raise KartError(f"evaluation seeds {sorted(used & set(config.eval_seeds))} were recorded")
     result = run_demo(config, echo=typer.echo)
     typer.echo("")
     typer.echo(result.table())
+
+
+# -- drive-window (issue 14): any windowed game through a virtual device -------
+
+
+def _drive(name: str) -> Any:
+    from kartplay.window import DriveWindowConfig
+
+    return clikit.default(DriveWindowConfig, name)
+
+
+@app.command("drive-window")
+def drive_window(
+    model: str = typer.Argument(..., help="Exported kartmodel artifact."),
+    window: str = typer.Option(..., help="The game window: a part of its title."),
+    keymap: Path = typer.Option(None, help="Key map file (JSON, the recorder's shape)."),
+    gamepad: bool = typer.Option(
+        False, "--gamepad", help="Play on a uinput virtual gamepad instead of the keyboard."
+    ),
+    display: str = typer.Option(None, help="X display (default $DISPLAY)."),
+    max_fps: float = typer.Option(
+        _drive("max_fps"), help="Most policy steps a second (0: no cap)."
+    ),
+    min_pulse: float = typer.Option(
+        _drive("pulse").min_pulse_s, help="Shortest key press or gap the game registers (s)."
+    ),
+    selection: str = typer.Option(
+        _POLICY.selection, help="Class models: sample, argmax or expected."
+    ),
+    axis_scale: float = typer.Option(
+        _POLICY.axis_scale, help="Continuous models: stick = output x this."
+    ),
+    deadzone: float = typer.Option(_POLICY.deadzone, help="Continuous models: stick 0 below this."),
+    button_threshold: float = typer.Option(
+        _POLICY.button_threshold, help="Continuous models: press at this output."
+    ),
+    smoothing: float = typer.Option(
+        _POLICY.smoothing, help="Weight of past outputs (0 = none, <1)."
+    ),
+    hold: list[str] = typer.Option([], help="Button always held, e.g. --hold a (gas)."),
+    seed: int = typer.Option(None, help="Seed of the weighted random choice."),
+    window_wait: float = typer.Option(
+        _drive("window_wait_s"), help="Seconds to wait for the window."
+    ),
+    override_pad: int = typer.Option(
+        None, help="Gamepad (SDL index) that takes over while its button is held."
+    ),
+    override_button: str = typer.Option(
+        str(_drive("override_button")), help="Its button: an SDL controller name or a number."
+    ),
+    override_key: str = typer.Option(None, help="Or a key (X keysym) that takes over while held."),
+    record_corrections: Path = typer.Option(
+        None, help="Write every takeover as a native session tagged recovery under this dir."
+    ),
+    correction_fps: float = typer.Option(
+        _drive("correction_fps"), help="Frame rate of correction sessions."
+    ),
+    game: str = typer.Option(_drive("game"), help="Correction sessions: game."),
+    track: str = typer.Option(_drive("track"), help="Correction sessions: track."),
+    seconds: float = typer.Option(None, help="Stop after this many seconds."),
+) -> None:
+    """Drive a game window with a model through a virtual keyboard (XTEST) or gamepad (uinput)."""
+    import sys
+
+    from kartplay.keys import PulseConfig
+    from kartplay.window import DriveWindowConfig
+    from kartplay.window import drive_window as run_drive
+
+    config = DriveWindowConfig(
+        model=model,
+        window=window,
+        keymap=keymap,
+        device="gamepad" if gamepad else "keyboard",
+        display=display,
+        policy=PolicyConfig(
+            axis_scale=axis_scale,
+            deadzone=deadzone,
+            button_threshold=button_threshold,
+            selection=cast("Selection", selection),
+            smoothing=smoothing,
+            hold=tuple(hold),
+            seed=seed,
+        ),
+        pulse=PulseConfig(min_pulse_s=min_pulse),
+        max_fps=max_fps,
+        window_wait_s=window_wait,
+        override_pad=override_pad,
+        override_button=int(override_button) if override_button.isdigit() else override_button,
+        override_key=override_key,
+        record_corrections=record_corrections,
+        correction_fps=correction_fps,
+        game=game,
+        track=track,
+        max_seconds=seconds,
+    )
+    tty = sys.stderr.isatty()
+
+    def status(line: str) -> None:
+        sys.stderr.write(("\r\x1b[K" + line) if tty else line + "\n")
+        sys.stderr.flush()
+
+    stats = run_drive(config, status=status)
+    if tty:
+        sys.stderr.write("\n")
+    typer.echo(
+        f"{stats.ended}: {stats.steps} policy steps in {stats.elapsed_s:.1f} s "
+        f"({stats.policy_fps:.1f} fps), capture→keys p50 {stats.latency_ms_p50:.1f} ms "
+        f"p99 {stats.latency_ms_p99:.1f} ms, {stats.takeovers} takeover(s)"
+        + (f" → {', '.join(stats.corrections)}" if stats.corrections else "")
+    )
 
 
 def main() -> None:

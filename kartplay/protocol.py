@@ -27,6 +27,9 @@ from kartdata.schema import Pad
 from .agent import MAX_CONTROLLERS, PadSource
 from .pad import NEUTRAL, to_json_bytes
 
+#: The input-bot plugin's default port.
+DEFAULT_PORT = 8082
+
 Mode = Literal["free-run", "lockstep"]
 MODES: tuple[Mode, ...] = ("free-run", "lockstep")
 
@@ -38,7 +41,8 @@ class ServerError(KartError):
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 8082
+    #: 0: any free port (see :attr:`PadServer.address`).
+    port: int = DEFAULT_PORT
     mode: Mode = "free-run"
     #: Lockstep: polls answered with one action before the next poll waits for
     #: the agent (gym-mupen64plus used 5).

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,10 +39,14 @@ from kartdata.errors import KartError
 from kartdata.schema import Pad
 
 from .agent import AgentLoop, LatestPads, PadSource, replay_pads
+from .emuframes import DEFAULT_RING_PATH, EmulatorFrameFeed
 from .override import DEFAULT_OVERRIDE_BUTTON, CorrectionRecorder, ManualOverride
 from .pad import NEUTRAL
 from .policy import PolicyConfig
 from .protocol import PadServer, ServerConfig
+
+FrameSource = Literal["screen", "emulator"]
+FRAME_SOURCES: tuple[FrameSource, ...] = ("screen", "emulator")
 
 #: Controller driven by the AI (and taken over by the override pad).
 AI_CONTROLLER = 0
@@ -52,14 +56,17 @@ HUMAN_CONTROLLER = 1
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
+    """Everything ``kartplay serve`` takes, checked here once, before anything
+    slow (a model, a gamepad, the screen) is opened."""
+
+    #: An exported model to drive with, or recordings to replay (one per controller).
     model: str | None = None
     replay: tuple[str, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 8082
-    mode: str = "free-run"
-    polls_per_step: int = 1
-    step_timeout: float = 2.0
-    max_connections: int = 64
+    server: ServerConfig = field(default_factory=ServerConfig)
+    #: Where the agent's frames come from: the screen (``region`` / ``window``)
+    #: or the emulator itself (the plugin's frame ring at ``frames_ring``).
+    frames: FrameSource = "screen"
+    frames_ring: str = DEFAULT_RING_PATH
     #: Frames: a fixed screen region ``X,Y,W,H``, or a window found by title.
     region: str | None = None
     window: str | None = None
@@ -72,7 +79,7 @@ class ServeOptions:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     #: SDL joystick index whose ``override_button`` takes controller 0 over.
     override_pad: int | None = None
-    override_button: int = DEFAULT_OVERRIDE_BUTTON
+    override_button: str | int = DEFAULT_OVERRIDE_BUTTON
     #: SDL joystick index that always drives controller 1.
     human_pad: int | None = None
     #: Write every takeover as a native session (tagged recovery) under here.
@@ -84,15 +91,21 @@ class ServeOptions:
     status: bool = True
     status_interval: float = 1.0
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if bool(self.model) == bool(self.replay):
             raise KartError("give either a MODEL or --replay RECORDING (not both, not neither)")
         if self.region and self.window:
             raise KartError("give --region or --window, not both")
+        if self.frames not in FRAME_SOURCES:
+            raise KartError(f"--frames {self.frames!r} is not one of {', '.join(FRAME_SOURCES)}")
+        if self.frames == "emulator" and (self.region or self.window):
+            raise KartError("--frames emulator takes the emulator's frames: drop --region/--window")
         needs_frames = self.model or self.record_corrections
-        if needs_frames and not (self.region or self.window):
+        if needs_frames and self.frames == "screen" and not (self.region or self.window):
             what = "serving a model" if self.model else "--record-corrections"
-            raise KartError(f"{what} needs frames: give --region X,Y,W,H or --window TITLE")
+            raise KartError(
+                f"{what} needs frames: give --region X,Y,W,H, --window TITLE or --frames emulator"
+            )
         if self.record_corrections and self.override_pad is None:
             raise KartError("--record-corrections records takeovers: give --override-pad too")
         if self.override_pad is not None and self.override_pad == self.human_pad:
@@ -208,7 +221,7 @@ class ModelAgent:
         return pad
 
 
-def load_policy(opts: ServeOptions, frame_shape: tuple[int, int]) -> Any:
+def warm_policy(opts: ServeOptions, frame_shape: tuple[int, int]) -> Any:
     """The policy of ``opts.model``, warmed up on one frame of the serving size so
     that the first real poll does not pay for graph tracing."""
     from . import policy as policy_mod
@@ -235,33 +248,26 @@ class Serving:
     or a context manager."""
 
     def __init__(self, opts: ServeOptions) -> None:
-        opts.validate()
         self.opts = opts
-        self.feed: FrameFeed | None = None
+        self.feed: FrameFeed | EmulatorFrameFeed | None = None
         self.agent: ModelAgent | None = None
         self.loop: AgentLoop | None = None
         self.override: ManualOverride | None = None
         self.recorder: CorrectionRecorder | None = None
         self._gamepads: list[Any] = []
         self._last_status = (time.monotonic(), 0)
-        config = ServerConfig(  # checked before anything slow is loaded
-            host=opts.host,
-            port=opts.port,
-            mode=opts.mode,  # type: ignore[arg-type]
-            polls_per_step=opts.polls_per_step,
-            step_timeout=opts.step_timeout,
-            max_connections=opts.max_connections,
-        )
         try:
             self.source = self._build()
-            self.server = PadServer(self.source, config)
+            self.server = PadServer(self.source, opts.server)
         except BaseException:
             self._release()
             raise
 
     def _build(self) -> PadSource:
         opts = self.opts
-        if opts.region or opts.window:
+        if opts.frames == "emulator":
+            self.feed = EmulatorFrameFeed(opts.frames_ring)
+        elif opts.region or opts.window:
             self.feed = FrameFeed(opts.region, opts.window, opts.display)
         # pads first: a missing gamepad fails before seconds of model loading
         takeover: dict[int, Any] = {}
@@ -274,12 +280,12 @@ class Serving:
         if opts.model:
             assert self.feed is not None
             shape = self.feed.wait(opts.window_wait)
-            self.agent = ModelAgent(load_policy(opts, shape), self.feed, opts.max_fps)
+            self.agent = ModelAgent(warm_policy(opts, shape), self.feed, opts.max_fps)
             mailbox = LatestPads()
             self.loop = AgentLoop(
                 self.agent,
                 controller=AI_CONTROLLER,
-                lockstep=opts.mode == "lockstep",
+                lockstep=opts.server.mode == "lockstep",
                 mailbox=mailbox,
             )
             source = mailbox
@@ -367,7 +373,7 @@ class Serving:
         t, last_polls = self._last_status
         self._last_status = (now, polls)
         dt = max(now - t, 1e-9)
-        line = f"{self.opts.mode}  polls/s {(polls - last_polls) / dt:6.1f}"
+        line = f"{self.opts.server.mode}  polls/s {(polls - last_polls) / dt:6.1f}"
         if self.agent is not None:
             infer = _since(self.agent.inference_ms, t)
             assert self.feed is not None
@@ -415,7 +421,10 @@ def run(opts: ServeOptions) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with Serving(opts) as s:
         host, port = s.address
-        print(f"kartplay serve: {opts.mode} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+        print(
+            f"kartplay serve: {opts.server.mode} on http://{host}:{port}/ (Ctrl-C to stop)",
+            flush=True,
+        )
         try:
             while not done.wait(opts.status_interval):
                 s.check()

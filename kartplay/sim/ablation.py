@@ -22,11 +22,24 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kartplay.sim.demo import run_tool
+from kartdata.errors import KartError
+from kartdata.split import SplitConfig
+from kartdata.targets import TargetConfig
+from kartmodel.config import DataOptions
+from kartplay.policy import PolicyConfig
+from kartplay.sim.commands import (
+    SIM_TARGETS,
+    drive_command,
+    export_command,
+    run_command,
+    sim_train_config,
+    train_command,
+)
+from kartplay.sim.drive import DriveConfig
 
 FEATURES: tuple[str, ...] = ("balance", "recovery", "smoothing")
 
@@ -42,14 +55,20 @@ class AblationConfig:
     batch_size: int = 64
     #: Each variant is trained once per seed.
     train_seeds: tuple[int, ...] = (1, 2, 3)
-    #: More ``kartmodel train`` options, the same for every run (e.g. the split).
-    train_args: tuple[str, ...] = ()
+    #: Which sessions validate, the same for every run.
+    splits: SplitConfig = field(default_factory=SplitConfig)
     #: Variants to run: "all" (every feature on), "none", or "no-<feature>".
     variants: tuple[str, ...] = ("all", *(f"no-{f}" for f in FEATURES), "none")
 
+    def __post_init__(self) -> None:
+        for v in self.variants:
+            variant_configs(v)  # unknown names fail before any training
 
-def variant_args(variant: str) -> tuple[list[str], list[str]]:
-    """``kartmodel train`` and ``kartplay sim drive`` options of a variant."""
+
+def variant_configs(
+    variant: str, splits: SplitConfig = SplitConfig()
+) -> tuple[DataOptions, PolicyConfig]:
+    """The training data options and the play policy of a variant."""
     if variant == "all":
         off: set[str] = set()
     elif variant == "none":
@@ -57,25 +76,23 @@ def variant_args(variant: str) -> tuple[list[str], list[str]]:
     elif variant.startswith("no-") and variant[3:] in FEATURES:
         off = {variant[3:]}
     else:
-        from kartdata.errors import KartError
-
         raise KartError(f"unknown variant {variant!r}: all, none or no-<{'|'.join(FEATURES)}>")
-    train: list[str] = []
-    drive: list[str] = []
-    if "balance" not in off:
-        train += ["--balance", "uniform"]
-    train += ["--recovery-weight", "0" if "recovery" in off else "2"]
-    if "smoothing" not in off:
-        train += ["--smooth", "3"]
-        drive += ["--smoothing", "0.3"]
-    return train, drive
+    smoothing = "smoothing" not in off
+    data = DataOptions(
+        targets=TargetConfig(SIM_TARGETS, smoothing=3 if smoothing else 1),
+        splits=splits,
+        balance=None if "balance" in off else "uniform",
+        recovery_weight=0.0 if "recovery" in off else 2.0,
+        augment=False,
+    )
+    return data, PolicyConfig(smoothing=0.3 if smoothing else 0.0, seed=0)
 
 
 def run_ablation(c: AblationConfig, echo: Any = print) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     expert_mean: float | None = None
     for v in c.variants:
-        train, drive = variant_args(v)
+        data, policy = variant_configs(v, c.splits)
         ratios: list[float] = []
         means: list[float] = []
         for seed in c.train_seeds:
@@ -83,17 +100,18 @@ def run_ablation(c: AblationConfig, echo: Any = print) -> list[dict[str, Any]]:
             run, model = c.out / "runs" / name, c.out / "models" / name
             report = c.out / "reports" / f"{v}-seed{seed}.json"
             report.parent.mkdir(parents=True, exist_ok=True)
-            run_tool("kartmodel", ["train", c.dataset, "--out", str(run), "--model", c.model,
-                     "--targets", "x,a,b", "--loss", "mse", "--height", "96", "--width", "96",
-                     "--epochs", str(c.epochs), "--batch-size", str(c.batch_size),
-                     "--monitor", "val_loss", "--seed", str(seed), "--no-augment",
-                     "--log-every", "100", *c.train_args, *train], echo=echo)  # fmt: skip
-            run_tool("kartmodel", ["export", str(run), "--checkpoint", "last", "--out", str(model)],
-                     echo=echo)  # fmt: skip
-            expert = [] if expert_mean is None else ["--no-expert"]
-            run_tool("kartplay", ["sim", "drive", str(model), "--seeds", ",".join(map(str, c.seeds)),
-                     "--steps", str(c.steps), "--report", str(report), *expert, *drive],
-                     echo=echo)  # fmt: skip
+            train = sim_train_config(
+                c.dataset,
+                data,
+                model=c.model,
+                epochs=c.epochs,
+                batch_size=c.batch_size,
+                seed=seed,
+            )
+            run_command(train_command(train, run), echo=echo)
+            run_command(export_command(run, model), echo=echo)
+            drive = DriveConfig(seeds=c.seeds, steps=c.steps, with_expert=expert_mean is None)
+            run_command(drive_command(model, drive, policy, report), echo=echo)
             rep = json.loads(report.read_text())
             if expert_mean is None:
                 expert_mean = float(rep["expert_mean"])

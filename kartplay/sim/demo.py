@@ -11,23 +11,36 @@
     then, per learner-driven (DAgger) round:
     kartplay sim record --policy MODEL  → shard (append) → train → export → drive
 
-Each stage is the command-line tool run as a subprocess (printed before it
-runs), so the demo is also a worked example of using them by hand.
+Each stage is the command-line tool run as a subprocess, its command line built
+from this module's configs (:mod:`kartplay.sim.commands`) and printed before it
+runs, so the demo is also a worked example of using them by hand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import shlex
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kartdata.errors import KartError
+from kartdata.targets import TargetConfig
+from kartmodel.config import DataOptions, TrainConfig
+from kartplay.policy import PolicyConfig
+from kartplay.sim.collect import PerturbConfig, SimRecordConfig
+from kartplay.sim.commands import (
+    SIM_TARGETS,
+    drive_command,
+    export_command,
+    record_command,
+    run_command,
+    shard_command,
+    sim_train_config,
+    train_command,
+    validate_command,
+)
+from kartplay.sim.drive import DriveConfig
 
 
 def _seeds(a: int, b: int) -> tuple[int, ...]:
@@ -44,28 +57,45 @@ class DemoConfig:
     dagger_seeds: tuple[tuple[int, ...], ...] = (_seeds(116, 123), _seeds(124, 131))
     #: Unseen tracks the closed-loop score is measured on.
     eval_seeds: tuple[int, ...] = (11, 12, 13, 14, 15)
-    steps: int = 1000
-    eval_steps: int = 1000
-    every: int = 2
-    #: Mistakes per second in the perturbed recordings, and the share of them
+    #: How every track is recorded; the perturbed ones add :attr:`perturb`, the
+    #: learner-driven ones the previous round's model.
+    record: SimRecordConfig = field(default_factory=lambda: SimRecordConfig(steps=1000, every=2))
+    #: Mistakes in the perturbed recordings: per second, and the share of them
     #: that are overspeeds (see kartplay.sim.collect).
-    perturb: float = 0.5
-    overspeed: float = 0.5
+    perturb: PerturbConfig = field(default_factory=lambda: PerturbConfig(rate=0.5, overspeed=0.5))
+    eval_steps: int = 1000
     model: str = "sepnet"
     epochs: int = 4
     batch_size: int = 64
-    #: Loader and training options passed to ``kartmodel train``.
-    train_args: tuple[str, ...] = (
-        "--recovery-weight",
-        "2",
-        "--smooth",
-        "3",
-        "--no-augment",
-    )
-    #: Options passed to ``kartplay sim drive`` (the play-side policy).
-    drive_args: tuple[str, ...] = ("--smoothing", "0.3")
-    workers: int = 0
     seed: int = 1
+    #: The loader's options for training (the targets are always steer, gas, brake).
+    data: DataOptions = field(
+        default_factory=lambda: DataOptions(
+            targets=TargetConfig(SIM_TARGETS, smoothing=3), recovery_weight=2.0, augment=False
+        )
+    )
+    #: The play-side policy on the evaluation tracks.
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(smoothing=0.3, seed=0))
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        used = set(self.expert_seeds + self.perturbed_seeds).union(*self.dagger_seeds)
+        if used & set(self.eval_seeds):
+            raise KartError(f"evaluation seeds {sorted(used & set(self.eval_seeds))} were recorded")
+        if self.perturb.rate <= 0:
+            raise KartError("the perturbed recordings need a perturbation rate > 0")
+        # fails now, not after an hour of recording
+        self.train_config(self.out / "dataset")
+
+    def train_config(self, dataset: Path) -> TrainConfig:
+        return sim_train_config(
+            dataset,
+            self.data,
+            model=self.model,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
 
 
 @dataclass(slots=True)
@@ -102,23 +132,6 @@ class DemoResult:
         }
 
 
-def run_tool(
-    tool: str, args: tuple[str, ...] | list[str], ok: tuple[int, ...] = (0,), echo: Any = print
-) -> tuple[str, float]:
-    """Run ``tool`` (kartdata, kartmodel, kartplay) as a subprocess, echoing the
-    command; its stdout and how long it took. A failure is one KartError line
-    (the tool's own error is already on stderr)."""
-    echo(f"$ {tool} {shlex.join(args)}")
-    t = time.monotonic()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    p = subprocess.run(
-        [sys.executable, "-m", f"{tool}.cli", *args], stdout=subprocess.PIPE, text=True, env=env
-    )
-    if p.returncode not in ok:
-        raise KartError(f"`{tool} {shlex.join(args)}` exited {p.returncode}")
-    return p.stdout, time.monotonic() - t
-
-
 def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult:
     c = config
     out = c.out
@@ -127,19 +140,14 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult
         if p.exists() and any(p.iterdir()):
             raise KartError(f"{p}: not empty; give a fresh --out (or remove it)")
     result = DemoResult()
-    seeds = ",".join
-    workers = ["--workers", str(c.workers)] if c.workers else []
 
-    def stage(name: str, tool: str, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        text, secs = run_tool(tool, args, ok=ok, echo=echo)
+    def stage(name: str, command: Any, ok: tuple[int, ...] = (0,)) -> str:
+        text, secs = run_command(command, ok=ok, echo=echo)
         result.stages.append((name, secs))
         return text
 
-    def record(name: str, seed_list: tuple[int, ...], *extra: str) -> None:
-        text = stage(name, "kartplay", "sim", "record", "--out", str(rec),
-                     "--seeds", seeds(map(str, seed_list)), "--steps", str(c.steps),
-                     "--every", str(c.every), "--json", *workers, *extra)  # fmt: skip
-        reports = json.loads(text)
+    def record(name: str, seeds: tuple[int, ...], config: SimRecordConfig) -> None:
+        reports = json.loads(stage(name, record_command(rec, seeds, config, c.workers)))
         result.frames += sum(r["frames"] for r in reports)
         mean = sum(r["score"] for r in reports) / len(reports)
         echo(
@@ -148,21 +156,18 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult
 
     def train_and_drive(label: str) -> None:
         run, model = out / "runs" / label, out / "models" / label
-        stage("shard", "kartdata", "shard", str(rec), "--out", str(ds), "--keep-flagged",
-              "--max-width", "96", "--max-height", "96", "--no-progress", *workers)  # fmt: skip
-        stage(f"train ({label})", "kartmodel", "train", str(ds), "--out", str(run),
-              "--model", c.model, "--targets", "x,a,b", "--loss", "mse",
-              "--height", "96", "--width", "96", "--epochs", str(c.epochs),
-              "--batch-size", str(c.batch_size), "--monitor", "val_loss",
-              "--seed", str(c.seed), "--log-every", "100", *c.train_args)  # fmt: skip
-        stage("export", "kartmodel", "export", str(run), "--checkpoint", "last",
-              "--format", "keras", "--out", str(model))  # fmt: skip
+        stage("shard", shard_command(rec, ds, c.workers))
+        stage(f"train ({label})", train_command(c.train_config(ds), run))
+        stage("export", export_command(run, model))
         drive_dir = out / "drive" / label
         drive_dir.mkdir(parents=True, exist_ok=True)
-        stage(f"drive ({label})", "kartplay", "sim", "drive", str(model),
-              "--seeds", seeds(map(str, c.eval_seeds)), "--steps", str(c.eval_steps),
-              "--gif", str(drive_dir / "run.gif"), "--plot", str(drive_dir / "scores.png"),
-              "--report", str(drive_dir / "drive.json"), *c.drive_args)  # fmt: skip
+        drive = DriveConfig(
+            seeds=c.eval_seeds,
+            steps=c.eval_steps,
+            gif=drive_dir / "run.gif",
+            plot=drive_dir / "scores.png",
+        )
+        stage(f"drive ({label})", drive_command(model, drive, c.policy, drive_dir / "drive.json"))
         rep = json.loads((drive_dir / "drive.json").read_text())
         result.rounds.append(
             {
@@ -181,17 +186,14 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Any = print) -> DemoResult
             f" = {result.rounds[-1]['ratio']:.3f} on unseen seeds {list(c.eval_seeds)}"
         )
 
-    record("record expert", c.expert_seeds)
-    record(
-        "record perturbed",
-        c.perturbed_seeds,
-        *("--perturb", str(c.perturb), "--overspeed", str(c.overspeed)),
-    )
-    stage("validate", "kartdata", "validate", str(rec), ok=(0, 1))
+    record("record expert", c.expert_seeds, c.record)
+    record("record perturbed", c.perturbed_seeds, dataclasses.replace(c.record, perturb=c.perturb))
+    stage("validate", validate_command(rec), ok=(0, 1))
     train_and_drive("offline")
     for i, round_seeds in enumerate(c.dagger_seeds, start=1):
         prev = out / "models" / result.rounds[-1]["round"]
-        record(f"record learner-driven {i}", round_seeds, "--policy", str(prev))
+        learner = dataclasses.replace(c.record, policy=str(prev))
+        record(f"record learner-driven {i}", round_seeds, learner)
         train_and_drive(f"dagger-{i}")
     (out / "summary.json").write_text(json.dumps(result.to_json(), indent=1) + "\n")
     return result

@@ -28,6 +28,7 @@ from kartdata.schema import RECOVERY_TAG
 from kartdata.sources import open_source
 from kartplay.pad import NEUTRAL, to_json_obj
 from kartplay.policy import Policy, PolicyConfig
+from kartplay.protocol import ServerConfig
 
 TITLE = "kartkit serve test"
 WINDOW = Region(40, 30, 160, 120)  # where conftest's pattern window sits
@@ -50,12 +51,19 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import keras
 
     from kartdata.schema import ClassThresholds
+    from kartdata.targets import TargetConfig
     from kartmodel.artifact import export
-    from kartmodel.config import TrainConfig
+    from kartmodel.config import DataOptions, TrainConfig
     from kartmodel.run import BEST_WEIGHTS, Run
 
     keras.utils.set_random_seed(3)
-    config = TrainConfig("unused", model="pilotnet", targets="x,a,b", height=66, width=200)
+    config = TrainConfig(
+        "unused",
+        model="pilotnet",
+        height=66,
+        width=200,
+        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    )
     run = Run(tmp_path_factory.mktemp("serve") / "run", config, ClassThresholds())
     run.save()
     model = run.build_model()
@@ -227,20 +235,19 @@ def test_override_and_second_player_through_the_server(
 ) -> None:
     """In-process (an SDL virtual joystick exists only in the process that made it),
     but built by the same :class:`Serving` the CLI runs."""
-    from kartdata.devices.gamepad import VirtualPad
-    from kartplay.override import DEFAULT_OVERRIDE_BUTTON
+    from kartdata.devices.sdl_virtual import SdlVirtualPad
     from kartplay.serve import ServeOptions, Serving
 
     want = expected_pad(artifact, screen.name, RED)
     with ScreenCapture(screen.name) as cap:
         red = cap.grab(RED)
-    pads = [VirtualPad(), VirtualPad()]
+    pads = [SdlVirtualPad(), SdlVirtualPad()]
     human, second = pads
     opts = ServeOptions(
         model=str(artifact),
         region=str(RED),
         display=screen.name,
-        port=0,
+        server=ServerConfig(port=0),
         policy=PolicyConfig(button_threshold=THRESHOLD),
         override_pad=human.index,
         human_pad=second.index,
@@ -261,14 +268,14 @@ def test_override_and_second_player_through_the_server(
             assert s.controller_state(0) == "AI" and s.controller_state(1) == "HUMAN"
             assert s.recorder is not None and not s.recorder.sessions
 
-            human.set_button(DEFAULT_OVERRIDE_BUTTON, True)
+            human.set_button(6, True)  # raw Back: SDL's "back", the override
             human_pad = {**to_json_obj(NEUTRAL), "X_AXIS": 80, "B_BUTTON": 1}
             assert poll(lambda: get(port) == human_pad), get(port)
             assert s.controller_state(0) == "OVERRIDE" and "c0 OVERRIDE" in s.status_line()
             session = poll(lambda: s.recorder.sessions[0] if s.recorder.sessions else None)
             assert poll(lambda: len((session / "controls.csv").read_text().splitlines()) > 6)
 
-            human.set_button(DEFAULT_OVERRIDE_BUTTON, False)
+            human.set_button(6, False)
             assert poll(lambda: same_pad(get(port), want))
             assert s.controller_state(0) == "AI"
             # the pad flips back before the recorder has finished its last row
@@ -327,17 +334,15 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
 ) -> None:
     """In lockstep the AI is not stepped while the human drives, so the recorder
     must capture by itself instead of reusing the agent's last frame."""
-    from kartdata.devices.gamepad import VirtualPad
-    from kartplay.override import DEFAULT_OVERRIDE_BUTTON
+    from kartdata.devices.sdl_virtual import SdlVirtualPad
     from kartplay.serve import ServeOptions, Serving
 
-    vp = VirtualPad()
+    vp = SdlVirtualPad()
     opts = ServeOptions(
         model=str(artifact),
         region=str(WINDOW),
         display=screen.name,
-        port=0,
-        mode="lockstep",
+        server=ServerConfig(port=0, mode="lockstep"),
         policy=PolicyConfig(button_threshold=THRESHOLD),
         override_pad=vp.index,
         record_corrections=str(tmp_path / "corr"),
@@ -351,7 +356,7 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
             assert s.agent is not None and s.recorder is not None
             assert s.agent.steps == 1 and s.feed is not None
             vp.set_axis(0, -1.0)
-            vp.set_button(DEFAULT_OVERRIDE_BUTTON, True)
+            vp.set_button(6, True)  # raw Back: SDL's "back", the override
             # no poll before the override is in force, or it would step the AI
             assert poll(lambda: s.controller_state(0) == "OVERRIDE")
             steps, grabs = s.agent.steps, len(s.feed.capture_ms)
@@ -360,7 +365,7 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
             assert poll(lambda: len((session / "controls.csv").read_text().splitlines()) > 16)
             assert s.agent.steps == steps  # the human's polls never reached the AI
             assert len(s.feed.capture_ms) - grabs > 10  # so the recorder grabbed them
-            vp.set_button(DEFAULT_OVERRIDE_BUTTON, False)
+            vp.set_button(6, False)
             assert poll(lambda: not s.recorder.active)
             s.check()
     finally:

@@ -10,6 +10,7 @@ import pytest
 
 from kartdata.manifest import Encoding
 from kartdata.shard import ShardConfig, shard
+from kartdata.split import SplitConfig
 from kartplay.sim.ablation import AblationConfig, run_ablation, table
 from kartplay.sim.collect import PerturbConfig, SimRecordConfig, collect
 from kartplay.sim.drive import drive_expert
@@ -28,10 +29,10 @@ def test_ablation_trains_each_seed_and_drives_the_expert_once(
     shard([rec], ds, ShardConfig(Encoding(max_width=96, max_height=96), workers=0, validate=False))
 
     seeds, steps = (21,), 20
-    val = ("--val-sessions", "perturbed-seed00002")
+    val = SplitConfig(val_sessions=("perturbed-seed00002",))
     c = AblationConfig(
         str(ds), out, seeds, steps, epochs=1, batch_size=32, train_seeds=(1, 2),
-        train_args=val, variants=("none",),
+        splits=val, variants=("none",),
     )  # fmt: skip
     (row,) = run_ablation(c, echo=lambda _line: None)
 

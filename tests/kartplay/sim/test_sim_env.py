@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -129,19 +130,26 @@ def test_parse_seeds() -> None:
 
 
 def test_ablation_variants_switch_one_feature_off() -> None:
-    from kartplay.sim.ablation import variant_args
+    from kartdata.targets import TargetConfig
+    from kartplay.sim.ablation import AblationConfig, variant_configs
 
-    assert variant_args("all") == (
-        ["--balance", "uniform", "--recovery-weight", "2", "--smooth", "3"],
-        ["--smoothing", "0.3"],
+    full, policy = variant_configs("all")
+    assert (full.balance, full.recovery_weight, full.targets) == (
+        "uniform",
+        2.0,
+        TargetConfig(("x", "a", "b"), smoothing=3),
     )
-    assert variant_args("no-recovery")[0] == [
-        "--balance", "uniform", "--recovery-weight", "0", "--smooth", "3"
-    ]  # fmt: skip
-    assert variant_args("no-smoothing") == (["--balance", "uniform", "--recovery-weight", "2"], [])
-    assert variant_args("none") == (["--recovery-weight", "0"], [])
+    assert policy.smoothing == 0.3
+    assert variant_configs("no-recovery")[0] == dataclasses.replace(full, recovery_weight=0.0)
+    assert variant_configs("no-balance")[0] == dataclasses.replace(full, balance=None)
+    no_smoothing, plain = variant_configs("no-smoothing")
+    assert no_smoothing.targets == TargetConfig(("x", "a", "b")) and plain.smoothing == 0.0
+    none, _ = variant_configs("none")
+    assert (none.balance, none.recovery_weight, none.targets.smoothing) == (None, 0.0, 1)
     with pytest.raises(KartError, match="unknown variant"):
-        variant_args("no-gas")
+        variant_configs("no-gas")
+    with pytest.raises(KartError, match="unknown variant 'no-gas'"):
+        AblationConfig("ds", Path("out"), variants=("all", "no-gas"))
 
 
 def test_cli_bad_seeds_is_one_line_error(tmp_path: Path) -> None:
