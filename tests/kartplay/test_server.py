@@ -12,7 +12,7 @@ import pytest
 from kartdata.schema import Pad
 from kartplay.agent import LatestPads, ScriptedPads
 from kartplay.pad import to_json_obj
-from kartplay.protocol import PadServer, ServerConfig, ServerError
+from kartplay.protocol import DEFAULT_PORT, PadServer, ServerConfig, ServerError
 
 PADS = [
     Pad(x=i / 10 - 0.5, y=0.1 * (i % 3), buttons=frozenset({"a"} if i % 2 else {"b"}))
@@ -200,6 +200,15 @@ def test_lockstep_waits_for_the_agent_and_times_out_to_previous_pad():
         assert json.loads(get(s)[2]) == to_json_obj(PADS[3])
         assert time.monotonic() - t0 >= 0.3
         assert srv.stats.step_timeouts == 1
+
+
+def test_listens_on_loopback_only_by_default():
+    config = ServerConfig(port=0)  # every other field as the serve command defaults it
+    with PadServer(ScriptedPads({}), config) as srv:
+        listener = srv._listener
+        assert listener is not None
+        assert listener.getsockname()[0] == "127.0.0.1"
+    assert ServerConfig().port == DEFAULT_PORT == 8082  # the plugin's default
 
 
 def test_port_in_use_is_a_clear_error():

@@ -121,6 +121,34 @@ def test_perturbed_session_tags_recovery_segments(tmp_path: Path) -> None:
         collect(tmp_path, [2], config, workers=1)
 
 
+def test_perturbed_session_stores_the_experts_pad_not_the_push(tmp_path: Path) -> None:
+    """The label is what the expert would do in the frame shown, never the
+    injected action: re-drive the session step by step, the schedule's
+    mistakes included, and read every stored pad against both."""
+    config = SimRecordConfig(steps=150, perturb=PerturbConfig(rate=3.0, overspeed=0.5), seed=3)
+    (r,) = collect(tmp_path, [2], config, workers=1)
+    frames = list(NativeSession(r.path).frames())
+    assert len(frames) == 150
+    env = make_env()
+    ep = Episode(env, 2)
+    expert = Expert(config.expert)
+    expert.reset(env)
+    push = _PushSchedule(config.perturb, np.random.default_rng([config.seed, 2]))
+    injected = 0
+    try:
+        for f in frames:
+            assert np.array_equal(f.image(), ep.frame), f"frame {f.index}: not the state recorded"
+            label = expert.act(env)
+            applied, _ = push.apply(label)
+            assert f.pad == DEFAULT_MAPPING.to_pad(label), f"frame {f.index}"
+            injected += DEFAULT_MAPPING.to_pad(applied) != f.pad
+            ep.step(applied)
+    finally:
+        env.close()
+    # the mistakes changed what was driven on many frames, never what was stored
+    assert injected > 10
+
+
 def test_parse_seeds() -> None:
     assert parse_seeds("11,12,13") == (11, 12, 13)
     assert parse_seeds("100-103,7") == (100, 101, 102, 103, 7)
