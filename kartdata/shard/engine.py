@@ -97,7 +97,8 @@ def shard_task(
     in_worker: bool,
 ) -> ShardedSession:
     """Open, validate (if asked) and shard one recording into ``writers``."""
-    source = open_source(task.path, trust_pickle=job.trust_pickle)
+    # the key the driver matched: computing it again would read every frame again
+    source = open_source(task.path, trust_pickle=job.trust_pickle, key=task.key)
     verdicts = frame_verdicts(source, in_worker=in_worker) if job.validate else {}
     return shard_session(
         source,

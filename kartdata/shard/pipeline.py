@@ -21,7 +21,8 @@ from kartdata.schema import ClassThresholds
 from kartdata.shard.config import ShardConfig, ShardReport, check_encoding
 from kartdata.shard.engine import SessionTask, ShardJob, engine
 from kartdata.shard.histogram import merge_histograms
-from kartdata.sources import discover
+from kartdata.sources import Source, discover
+from kartdata.sources.base import legacy_keys, recording_of
 
 
 @contextlib.contextmanager
@@ -69,6 +70,38 @@ def resolve_options(
     return manifest, check_encoding(manifest.encoding), manifest.classes
 
 
+def new_sessions(found: list[Source], manifest: Manifest, report: ShardReport) -> list[SessionTask]:
+    """The recordings to shard: those whose key the dataset does not hold yet
+    (the rest go in ``report.sessions_skipped``).
+
+    A recording whose frames changed since it was sharded (same recording part
+    of its key, new content part) is refused, the whole run with it: a dataset
+    holds one version of each recording — two would put near-copies of the same
+    frames on both sides of a split, and shards cannot drop a session's records
+    to replace it. Sessions sharded before keys covered the frames match by
+    their old key and are skipped as before.
+    """
+    known = manifest.session_keys()
+    recordings = {recording_of(s.key): (s.key, s.source) for s in manifest.sessions}
+    todo: list[SessionTask] = []
+    for src in found:
+        key = src.key
+        if key in known or any(k in known for k in legacy_keys(key)):
+            report.sessions_skipped.append(str(src.path))
+            continue
+        old = recordings.get(recording_of(key))
+        if old is not None:
+            raise DatasetError(
+                f"{src.path}: this recording changed since it was sharded (session {old[0]} "
+                f"from {old[1]}; its frames now make {key}); nothing was added — a dataset "
+                "holds one version of a recording, so shard the new version into a new dataset"
+            )
+        known.add(key)
+        recordings[recording_of(key)] = (key, str(src.path))
+        todo.append(SessionTask(str(src.path), key))
+    return todo
+
+
 def shard(
     sources: list[str | Path], out: str | Path, config: ShardConfig | None = None
 ) -> ShardReport:
@@ -81,16 +114,8 @@ def shard(
         manifest, encoding, classes = resolve_options(dataset, config)
         cleanup(dataset, manifest)
         found = discover(list(sources), trust_pickle=config.trust_pickle)
-        known = manifest.session_keys()
         report = ShardReport(dataset=dataset, generation=manifest.generation)
-        todo: list[SessionTask] = []
-        for src in found:
-            key = src.key
-            if key in known:
-                report.sessions_skipped.append(str(src.path))
-                continue
-            known.add(key)
-            todo.append(SessionTask(str(src.path), key))
+        todo = new_sessions(found, manifest, report)
         if not todo:
             report.seconds = time.perf_counter() - started
             return report

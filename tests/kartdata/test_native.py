@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -122,3 +123,77 @@ def test_writer_killed_leaves_readable_session(tmp_path: Path) -> None:
     assert [f.index for f in frames] == list(range(len(frames)))
     for f in frames:
         assert f.image().shape == (48, 64, 3)
+
+
+def _kartdata(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KARTKIT_CACHE": str(tmp / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "kartdata.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_resharding_a_recording_whose_frame_was_repaired_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from kartdata.manifest import Manifest
+
+    rec = synth.make_native(tmp_path / "rec" / "a", 12, width=64, height=48)
+    frame = rec / frame_filename(5)
+    synth.retouch_png(frame, store=True)  # as recorded: stored uncompressed
+    ds = tmp_path / "ds"
+    first = _kartdata(tmp_path, "shard", str(rec), "--out", str(ds), "--workers", "0")
+    assert first.returncode == 0, first.stderr
+    manifest = (ds / "manifest.json").read_bytes()
+    (old,) = Manifest.load(str(ds)).sessions
+    # the same recording copied elsewhere is the same session
+    copy = tmp_path / "copy" / "a"
+    shutil.copytree(rec, copy)
+    again = _kartdata(tmp_path, "shard", str(copy), "--out", str(ds))
+    assert again.returncode == 0 and "added 0 session(s), skipped 1" in again.stdout
+
+    size = frame.stat().st_size
+    synth.retouch_png(frame)  # repaired: one pixel, the same byte size
+    assert frame.stat().st_size == size
+    new_key = NativeSession(rec).key
+    assert new_key != old.key
+    other = synth.make_native(tmp_path / "rec" / "b", 8, width=64, height=48, seed=4)
+    refused = _kartdata(tmp_path, "shard", str(rec), str(other), "--out", str(ds))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
+    line = refused.stderr
+    assert line.count("\n") == 1 and line.startswith(f"error: {rec}: this recording changed")
+    assert f"session {old.key} from {old.source}" in line and f"now make {new_key}" in line
+    assert "nothing was added" in line and "into a new dataset" in line
+    # nothing was added: not the changed recording, not the new one given with it
+    assert (ds / "manifest.json").read_bytes() == manifest
+    verified = _kartdata(tmp_path, "verify", str(ds))
+    assert verified.returncode == 0 and verified.stdout.startswith("ok: ")
+    # the new version goes into a new dataset, as the message says
+    fresh = _kartdata(tmp_path, "shard", str(rec), "--out", str(tmp_path / "ds2"))
+    assert fresh.returncode == 0 and "12 frames" in fresh.stdout
+
+
+def test_sessions_sharded_before_content_keys_are_still_recognised(tmp_path: Path) -> None:
+    from kartdata.manifest import Manifest
+    from kartdata.shard import ShardConfig, ShardReport, shard
+    from kartdata.shard.pipeline import new_sessions
+    from kartdata.sources.base import legacy_keys
+
+    rec = synth.make_native(tmp_path / "a", 6, width=64, height=48)
+    shard([rec], tmp_path / "ds", ShardConfig(workers=0, validate=False))
+    m = Manifest.load(str(tmp_path / "ds"))
+    key = m.sessions[0].key
+    table_key = legacy_keys(key)[0]  # what the key was: session.json + controls.csv
+    assert table_key == "native-" + key.split("-")[1]
+    # a dataset made before keys covered the frames
+    m.sessions[0] = dataclasses.replace(m.sessions[0], key=table_key)
+    report = ShardReport(dataset="ds", generation=m.generation)
+    assert new_sessions([NativeSession(rec)], m, report) == []
+    assert report.sessions_skipped == [str(rec)]
+    other = synth.make_native(tmp_path / "b", 6, width=64, height=48, seed=9)
+    (task,) = new_sessions([NativeSession(other)], m, report)
+    assert task.key == NativeSession(other).key
