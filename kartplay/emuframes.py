@@ -370,7 +370,8 @@ class EmulatorFrameFeed:
         self._lock = threading.Lock()
         self._latest: EmuFrame | None = None
         self._handed_out = -1
-        #: (monotonic time, ms) per grab: how long getting and converting took.
+        #: (monotonic time, ms) per grab: converting the frame to RGB (not the
+        #: wait for it, which is the emulator's pace).
         self.capture_ms: deque[tuple[float, float]] = deque(maxlen=4096)
         #: (monotonic time, ms) per grab: the frame's age when the agent got it.
         self.age_ms: deque[tuple[float, float]] = deque(maxlen=4096)
@@ -405,10 +406,10 @@ class EmulatorFrameFeed:
         if ring is None:
             time.sleep(self.frame_timeout)
             return None
-        t0 = time.perf_counter()
         f = ring.latest(self.frame_timeout, after=self._handed_out)
         if f is None:
             return None
+        t0 = time.perf_counter()
         self._handed_out = f.index
         rgb = f.rgb
         now = time.monotonic()
