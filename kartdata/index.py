@@ -5,12 +5,23 @@ Pandas views (:mod:`kartdata.views`) and the loader's start-up
 an image byte. This module is everything about the format: its columns and
 their types, its file name, its writer, its reader and its check.
 
-Today a sidecar is a gzip CSV (``<shard>.index.csv.gz``) with a header row.
+A sidecar is a Parquet file, ``<shard>.index.parquet``: the strings (session,
+track, stratum, tags, verdict) dictionary-encoded, row groups of
+:data:`ROW_GROUP_ROWS` with min/max statistics, so a reader takes only the
+columns it names and skips the row groups a filter rules out. Every sidecar of
+a dataset has the same schema, so DuckDB or Polars can open them all at once::
+
+    duckdb.sql("SELECT track, count(*) FROM 'ds/shards/*.index.parquet' GROUP BY track")
+    polars.scan_parquet("ds/shards/*.index.parquet")
+
+Datasets written before (manifest version 1) have gzip CSV sidecars,
+``<shard>.index.csv.gz``, with the same columns; they are still read (every
+column is parsed, so they are slower), and new shards added to such a dataset
+get Parquet sidecars.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import os
@@ -36,21 +47,23 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "verdict",
     "record",
 )
-#: The pandas dtype each column is read as.
-INDEX_DTYPES: dict[str, Any] = {
-    "session": str,
-    "track": str,
+#: Columns stored dictionary-encoded (few distinct values, read as categoricals).
+DICTIONARY_COLUMNS: tuple[str, ...] = ("session", "track", "stratum", "tags", "verdict")
+#: The numeric columns' types (numpy names; Arrow's are the same widths).
+NUMERIC_TYPES: dict[str, str] = {
     "frame": "int64",
     "t_ns": "int64",
-    "stratum": str,
-    "tags": str,
-    "verdict": str,
-    "record": "int64",
     "x": "float32",
     "y": "float32",
     **dict.fromkeys(BUTTONS, "int8"),
+    "record": "int64",
 }
-INDEX_SUFFIX = ".index.csv.gz"
+INDEX_SUFFIX = ".index.parquet"
+#: Sidecars of datasets written before the Parquet index (still read).
+CSV_INDEX_SUFFIX = ".index.csv.gz"
+#: Rows per Parquet row group: the unit a filter skips (a 128 MiB shard of
+#: 9 KB frames holds ~14,000 rows: a few row groups).
+ROW_GROUP_ROWS = 4096
 
 
 def index_path_for(shard_path: str) -> str:
@@ -59,7 +72,19 @@ def index_path_for(shard_path: str) -> str:
 
 
 def is_index_file(name: str) -> bool:
-    return name.endswith(INDEX_SUFFIX)
+    return name.endswith(INDEX_SUFFIX) or name.endswith(CSV_INDEX_SUFFIX)
+
+
+def arrow_schema() -> Any:
+    """The Arrow schema of a sidecar, columns in ``INDEX_COLUMNS`` order."""
+    import pyarrow as pa
+
+    def type_of(name: str) -> Any:
+        if name in DICTIONARY_COLUMNS:
+            return pa.dictionary(pa.int32(), pa.string())
+        return pa.from_numpy_dtype(NUMERIC_TYPES[name])
+
+    return pa.schema([pa.field(c, type_of(c), nullable=False) for c in INDEX_COLUMNS])
 
 
 def index_row(
@@ -79,31 +104,43 @@ def index_row(
 
 
 class IndexWriter:
-    """Writes one sidecar at ``path`` (the caller picks a temporary name and
-    renames it once the shard is complete); :meth:`close` syncs it."""
+    """Writes one Parquet sidecar at ``path`` a row group at a time (the
+    caller picks a temporary name and renames it once the shard is complete);
+    :meth:`close` syncs it."""
 
     def __init__(self, path: str) -> None:
+        import pyarrow.parquet as pq
+
         self.path = path
         self.rows = 0
+        self._schema = arrow_schema()
+        self._pending: list[list[Any]] = []
         self._cm = fs.open_file(path, "wb")
         self._raw: IO[bytes] = self._cm.__enter__()
-        self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
-        self._text = io.TextIOWrapper(self._gz, encoding="utf-8", newline="")
-        self._csv = csv.writer(self._text, lineterminator="\n")
-        self._csv.writerow(INDEX_COLUMNS)
+        self._writer = pq.ParquetWriter(
+            self._raw, self._schema, compression="zstd", write_statistics=True
+        )
         self._closed = False
 
     def write(self, row: Sequence[Any]) -> None:
         """Append an :func:`index_row`; its ``record`` is the number of rows before it."""
-        self._csv.writerow([*row, self.rows])
+        self._pending.append([*row, self.rows])
         self.rows += 1
+        if len(self._pending) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        columns = list(zip(*self._pending, strict=True))
+        self._pending = []
+        self._writer.write_table(table_from_columns(columns, self._schema))
 
     def close(self) -> None:
         if self._closed:
             return
-        self._text.flush()
-        self._text.detach()
-        self._gz.close()
+        self._flush()
+        self._writer.close()
         self._raw.flush()
         if not fs.is_remote(self.path):
             os.fsync(self._raw.fileno())
@@ -116,42 +153,167 @@ class IndexWriter:
             self._cm.__exit__(None, None, None)
 
 
-def read_index(path: str, columns: Sequence[str] | None = None) -> Any:
-    """One sidecar as a DataFrame (``columns``: a subset of ``INDEX_COLUMNS``);
-    :class:`DatasetError` naming the file if it is missing or unreadable."""
-    import pandas as pd
+def table_from_columns(columns: Sequence[Sequence[Any]], schema: Any | None = None) -> Any:
+    """An Arrow table of the sidecar schema from one sequence per column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = schema or arrow_schema()
+    arrays = []
+    for field, values in zip(schema, columns, strict=True):
+        if pa.types.is_dictionary(field.type):
+            arrays.append(pc.dictionary_encode(pa.array(values, pa.string())).cast(field.type))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_index_table(path: str, table: Any) -> None:
+    """Write a whole sidecar at once (``table`` in :func:`arrow_schema`), synced."""
+    import pyarrow.parquet as pq
+
+    with fs.open_file(path, "wb") as f:
+        pq.write_table(
+            table.cast(arrow_schema()),
+            f,
+            row_group_size=ROW_GROUP_ROWS,
+            compression="zstd",
+            write_statistics=True,
+        )
+        f.flush()
+        if not fs.is_remote(path):
+            os.fsync(f.fileno())
+
+
+def _unusable(path: str, e: BaseException) -> DatasetError:
+    if isinstance(e, FileNotFoundError):
+        return DatasetError(f"{path}: index sidecar is missing")
+    first = (str(e).splitlines() or [type(e).__name__])[0]
+    return DatasetError(f"{path}: index sidecar is unreadable ({first})")
+
+
+def read_index_table(path: str, columns: Sequence[str] | None = None, filters: Any = None) -> Any:
+    """One sidecar as an Arrow table of ``columns`` (default: all), rows that
+    pass ``filters`` only (pyarrow's: an ``Expression`` or a list of
+    ``(column, op, value)`` tuples). From Parquet, only those columns and the
+    row groups whose statistics may pass are read. :class:`DatasetError`
+    naming the file if it is missing or unreadable."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     wanted = list(columns) if columns is not None else list(INDEX_COLUMNS)
+    unknown = set(wanted) - set(INDEX_COLUMNS)
+    if unknown:
+        raise DatasetError(f"unknown index column(s) {sorted(unknown)}; they are {INDEX_COLUMNS}")
+    expr = as_expression(filters)
+    if path.endswith(CSV_INDEX_SUFFIX):
+        table = _read_csv_index(path)
+        if expr is not None:
+            table = table.filter(expr)
+        return table.select(wanted)
+    try:
+        with fs.open_file(path, "rb") as f:
+            source = f if fs.is_remote(path) else pa.memory_map(path)
+            return pq.read_table(source, columns=wanted, filters=expr, use_threads=False)
+    except (OSError, pa.ArrowException) as e:
+        raise _unusable(path, e) from None
+
+
+def as_expression(filters: Any) -> Any:
+    """``filters`` as a pyarrow compute Expression (None stays None)."""
+    if filters is None:
+        return None
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if isinstance(filters, pc.Expression):
+        return filters
+    try:
+        return pq.filters_to_expression(filters)
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"filters {filters!r} are not pyarrow filters ({e})") from None
+
+
+def _read_csv_index(path: str) -> Any:
+    """A gzip CSV sidecar (manifest version 1) as an Arrow table of the schema."""
+    import pandas as pd
+    import pyarrow as pa
+
+    dtypes: dict[str, Any] = {c: str for c in DICTIONARY_COLUMNS} | NUMERIC_TYPES
     try:
         with fs.open_file(path, "rb") as f:
             data = gzip.decompress(f.read())
-        return pd.read_csv(
-            io.BytesIO(data),
-            usecols=wanted,
-            dtype={k: v for k, v in INDEX_DTYPES.items() if k in wanted},
-            keep_default_na=False,
-        )
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: index sidecar is missing") from None
+        df = pd.read_csv(io.BytesIO(data), dtype=dtypes, keep_default_na=False)
+        if tuple(df.columns) != INDEX_COLUMNS:
+            raise ValueError(f"header is not {','.join(INDEX_COLUMNS)}")
+    except FileNotFoundError as e:
+        raise _unusable(path, e) from None
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DatasetError(f"{path}: index sidecar is unreadable ({e})") from None
+        raise _unusable(path, e) from None
     except (ValueError, pd.errors.ParserError) as e:
         raise DatasetError(
             f"{path}: index sidecar is malformed ({str(e).splitlines()[0]})"
         ) from None
+    if not len(df):
+        return empty_index()
+    plain = pa.Table.from_pandas(df, preserve_index=False).cast(_plain_schema())
+    return plain.cast(arrow_schema())
+
+
+def _plain_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
+            for f in arrow_schema()
+        ]
+    )
+
+
+def read_index(path: str, columns: Sequence[str] | None = None, filters: Any = None) -> Any:
+    """One sidecar as a pandas DataFrame (strings as categoricals); see
+    :func:`read_index_table`."""
+    return read_index_table(path, columns, filters).to_pandas()
 
 
 def empty_index(columns: Sequence[str] | None = None) -> Any:
-    """A DataFrame with the index's columns and dtypes and no rows."""
-    import pandas as pd
+    """An Arrow table with the index's columns and types and no rows."""
+    table = arrow_schema().empty_table()
+    return table.select(list(columns)) if columns is not None else table
 
-    wanted = list(columns) if columns is not None else list(INDEX_COLUMNS)
-    return pd.DataFrame({c: pd.Series(dtype=INDEX_DTYPES[c]) for c in wanted})
+
+def session_counts(path: str) -> dict[str, int]:
+    """Rows per session in one sidecar."""
+    import pyarrow.compute as pc
+
+    column = read_index_table(path, ["session"]).column("session").cast("string")
+    return {c["values"]: c["counts"] for c in pc.value_counts(column).to_pylist()}
 
 
 def check_index(path: str, name: str, records: int) -> str | None:
     """The problem with the existing sidecar at ``path`` (called ``name`` in
-    the message) that should hold ``records`` rows, or None."""
+    the message) that should hold ``records`` rows, or None. Reads only a
+    Parquet sidecar's footer."""
+    if path.endswith(CSV_INDEX_SUFFIX):
+        return _check_csv_index(path, name, records)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open_file(path, "rb") as f:
+            meta = pq.read_metadata(f)
+            names = tuple(meta.schema.to_arrow_schema().names)
+    except (OSError, pa.ArrowException) as e:
+        return f"{name}: unreadable index ({(str(e).splitlines() or [''])[0]})"
+    if names != INDEX_COLUMNS:
+        return f"{name}: columns are not {','.join(INDEX_COLUMNS)}"
+    if meta.num_rows != records:
+        return f"{name}: {meta.num_rows} rows, manifest says {records} records"
+    return None
+
+
+def _check_csv_index(path: str, name: str, records: int) -> str | None:
     try:
         with fs.open_file(path, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
             header = f.readline().rstrip("\n").split(",")

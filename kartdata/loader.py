@@ -43,7 +43,7 @@ from kartdata.augment import (
 )
 from kartdata.balance import Balance, BalancePlan, plan
 from kartdata.errors import DatasetError
-from kartdata.index import read_index
+from kartdata.index import session_counts
 from kartdata.manifest import Manifest, ShardInfo
 from kartdata.preprocess import PILOTNET_INPUT, InputSpec
 from kartdata.split import SplitConfig, normalize_split, recording_aliases, sessions_in
@@ -353,13 +353,14 @@ def _session_counts(root: str, shard: ShardInfo) -> dict[str, int]:
     """Records per session in a shard, from its index. Cached: shards never
     change under a name (a manifest names each shard with its checksum), and a
     training run prepares a load every epoch."""
-    index = read_index(fs.join(root, shard.index), columns=("session",))
-    if len(index) != shard.frames:
+    counts = session_counts(fs.join(root, shard.index))
+    rows = sum(counts.values())
+    if rows != shard.frames:
         raise DatasetError(
-            f"{fs.join(root, shard.index)}: index has {len(index)} rows, "
+            f"{fs.join(root, shard.index)}: index has {rows} rows, "
             f"manifest says {shard.frames} records"
         )
-    return {str(k): int(v) for k, v in index["session"].value_counts().items()}
+    return counts
 
 
 def _shard_problem(root: str, shard: ShardInfo) -> str | None:

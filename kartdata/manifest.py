@@ -5,7 +5,7 @@
     DATASET/
       manifest.json                                  this file, replaced atomically
       shards/<stratum>-g<gen>-w<worker>-<seq>.tfrecord[.gz|.zz]
-      shards/<same name>.index.csv.gz                the index sidecar (kartdata.index)
+      shards/<same name>.index.parquet               the index sidecar (kartdata.index)
 
 A shard or index file that ``manifest.json`` does not name is not part of the
 dataset (a run that was killed before it finished); the next writer deletes it.
@@ -27,7 +27,10 @@ from kartdata.schema import CONTEXT_RADIUS, SCHEMA_VERSION, STRATA, ClassThresho
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "kartkit-dataset"
-MANIFEST_VERSION = 1
+#: 2: index sidecars in Parquet (kartdata.index); version 1 datasets (gzip CSV
+#: sidecars) still read, and are saved as version 2 when shards are added.
+MANIFEST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 Compression = Literal["GZIP", "ZLIB", ""]
 #: File suffix of each record compression, so names say what they hold.
@@ -167,7 +170,7 @@ class Manifest:
     def from_json(cls, obj: Any, where: str = MANIFEST_FILE) -> Manifest:
         if not isinstance(obj, dict) or obj.get("format") != MANIFEST_FORMAT:
             raise DatasetError(f"{where}: not a kartkit dataset manifest")
-        if obj.get("version") != MANIFEST_VERSION:
+        if obj.get("version") not in READABLE_VERSIONS:
             raise DatasetError(f"{where}: manifest version {obj.get('version')!r} is not supported")
         if obj.get("schema_version") != SCHEMA_VERSION:
             raise DatasetError(
@@ -291,12 +294,41 @@ class _Hashing:
         return data
 
 
-def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
-    """Re-check every shard against the manifest: it exists, its sha256 and size
-    match, its records parse (checksums included) and number what the manifest
-    says, and its index has one row per record. Reads each shard once."""
+def _check_shard(
+    path: str, s: ShardInfo, compression: str, report: VerifyReport, *, rehash: bool
+) -> list[str]:
     from kartdata.tfrecord import TFRecordError, iter_records
 
+    if not rehash:
+        size = fs.size(path)
+        report.frames += s.frames
+        report.bytes += size
+        return [f"{s.path}: {size} bytes, manifest says {s.bytes}"] if size != s.bytes else []
+    try:
+        with fs.open_file(path, "rb") as f:
+            h = _Hashing(f)
+            records = sum(1 for _ in iter_records(h, compression, where=s.path))
+    except TFRecordError as e:
+        return [str(e)]
+    report.frames += records
+    report.bytes += h.bytes
+    problems = []
+    if h.bytes != s.bytes:
+        problems.append(f"{s.path}: {h.bytes} bytes, manifest says {s.bytes}")
+    if h.sha.hexdigest() != s.sha256:
+        problems.append(f"{s.path}: sha256 {h.sha.hexdigest()} != manifest's {s.sha256}")
+    if records != s.frames:
+        problems.append(f"{s.path}: {records} records, manifest says {s.frames}")
+    return problems
+
+
+def verify(dataset: str, *, progress: bool = False, rehash: bool = True) -> VerifyReport:
+    """Re-check every shard against the manifest: it exists, its sha256 and size
+    match, its records parse (checksums included) and number what the manifest
+    says, and its index has one row per record. Reads each shard once.
+
+    ``rehash=False`` reads no shard: it checks each shard's size on disk and
+    its index (a Parquet sidecar's footer), so it costs per shard, not per byte."""
     dataset = str(dataset)
     m = Manifest.load(dataset)
     report = VerifyReport(dataset=dataset, orphans=orphans(dataset, m))
@@ -311,28 +343,15 @@ def verify(dataset: str, *, progress: bool = False) -> VerifyReport:
         if not fs.exists(path):
             report.problems.append(f"{s.path}: missing")
             continue
-        try:
-            with fs.open_file(path, "rb") as f:
-                h = _Hashing(f)
-                records = sum(1 for _ in iter_records(h, m.encoding.compression, where=s.path))
-        except TFRecordError as e:
-            report.problems.append(str(e))
-            continue
-        report.frames += records
-        report.bytes += h.bytes
-        if h.bytes != s.bytes:
-            report.problems.append(f"{s.path}: {h.bytes} bytes, manifest says {s.bytes}")
-        if h.sha.hexdigest() != s.sha256:
-            report.problems.append(f"{s.path}: sha256 {h.sha.hexdigest()} != manifest's {s.sha256}")
-        if records != s.frames:
-            report.problems.append(f"{s.path}: {records} records, manifest says {s.frames}")
+        problems = _check_shard(path, s, m.encoding.compression, report, rehash=rehash)
         index = fs.join(dataset, s.index)
         if not fs.exists(index):
-            problem: str | None = f"{s.index}: index of {s.path} is missing"
+            problems.append(f"{s.index}: index of {s.path} is missing")
         else:
             problem = check_index(index, s.index, s.frames)
-        if problem:
-            report.problems.append(problem)
+            if problem:
+                problems.append(problem)
+        report.problems.extend(problems)
     by_session = sum(x.frames_written for x in m.sessions)
     if by_session != m.frames:
         report.problems.append(

@@ -7,14 +7,21 @@ size. :func:`frame_image` reads one record from the one shard that holds it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from kartdata import fs
 from kartdata.errors import DatasetError
-from kartdata.index import empty_index, read_index
-from kartdata.manifest import Manifest
+from kartdata.index import (
+    DICTIONARY_COLUMNS,
+    INDEX_COLUMNS,
+    as_expression,
+    empty_index,
+    read_index_table,
+)
+from kartdata.manifest import Manifest, ShardInfo
 from kartdata.schema import PAD_FIELDS, RECOVERY_TAG, STEERING_CLASSES, parse_stratum
 from kartdata.split import SplitConfig, assign, recording_aliases
 
@@ -23,80 +30,235 @@ def _manifest(dataset: str | Manifest) -> Manifest:
     return dataset if isinstance(dataset, Manifest) else Manifest.load(str(dataset))
 
 
+#: The columns of :func:`frames`, in order: the index's, and these derived ones.
+FRAME_COLUMNS: tuple[str, ...] = (
+    "session",
+    "track",
+    "frame",
+    "t_ns",
+    "time_s",
+    *PAD_FIELDS,
+    "stratum",
+    "steering",
+    "recovery",
+    "tags",
+    "verdict",
+    "excluded",
+    "split",
+    "shard",
+    "record",
+)
+#: Index columns each derived column is computed from.
+_DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "time_s": ("t_ns",),
+    "steering": ("stratum",),
+    "recovery": ("stratum",),
+    "split": (),
+    "excluded": (),
+    "shard": (),
+}
+#: Rows come sorted by these (and they are read for it whatever ``columns`` says).
+_SORT_KEYS = ("session", "frame")
+
+
 def frames(
     dataset: str,
     splits: SplitConfig = SplitConfig(),
     *,
+    columns: Sequence[str] | None = None,
+    filters: Any = None,
     excluded: bool = True,
     verdict_store: str | None = None,
 ) -> Any:
-    """One row per frame written to the dataset: session, track, frame, time,
-    the pad, stratum, steering class, recovery flag, tags, the validator's
-    verdict (empty = clean), the split, and where its record lies.
+    """One row per frame written to the dataset, sorted by session and frame:
+    session, track, frame, time, the pad, stratum, steering class, recovery
+    flag, tags, the validator's verdict (empty = clean), the split, and where
+    its record lies (``shard``, ``record``). Strings are categoricals.
+
+    ``columns`` (names of :data:`FRAME_COLUMNS`) keeps only those, and reads
+    only what they need from the index sidecars; ``filters`` (pyarrow's: an
+    ``Expression``, or ``[("track", "==", "mmr"), ("x", "<", -0.5)]``, a list
+    of lists for OR) on index columns keeps only the rows that pass, and skips
+    the row groups whose statistics rule them out.
 
     With ``excluded``, frames the validator left out of the shards are added
     too (``excluded`` True, no pad or record), as far as the verdict store
     still holds their sessions' verdicts."""
     import pandas as pd
 
+    wanted = list(columns) if columns is not None else list(FRAME_COLUMNS)
+    unknown = [c for c in wanted if c not in FRAME_COLUMNS]
+    if unknown:
+        raise DatasetError(f"unknown frames() column(s) {unknown}; they are {FRAME_COLUMNS}")
+    read = {c for c in wanted if c in INDEX_COLUMNS} | set(_SORT_KEYS)
+    for c in wanted:
+        read.update(_DERIVED_FROM.get(c, ()))
+    read_cols = [c for c in INDEX_COLUMNS if c in read]
     manifest = _manifest(dataset)
-    parts = []
-    for shard in manifest.shards:
-        df = read_index(fs.join(str(dataset), shard.index))
-        df["shard"] = shard.path
-        parts.append(df)
-    if not parts:
-        parts.append(empty_index().assign(shard=pd.Series(dtype=str)))
-    df = pd.concat(parts, ignore_index=True)
-    df["excluded"] = False
+    tables = _read_tables(str(dataset), manifest, read_cols, filters, with_shard="shard" in wanted)
+    flags = None
     if excluded:
-        left_out = _excluded_rows(manifest, df, verdict_store)
-        if len(left_out):
-            df = pd.concat([df, left_out], ignore_index=True)
-    start = {s.key: s for s in manifest.sessions}
-    t_ns = df["t_ns"].where(df["t_ns"] >= 0)
-    df["time_s"] = (t_ns - t_ns.groupby(df["session"]).transform("min")) / 1e9
-    df["steering"] = [parse_stratum(s)[0] if s else None for s in df["stratum"]]
-    df["recovery"] = df["stratum"].str.endswith(RECOVERY_TAG)
-    split_of = assign(start, splits, recording_aliases(manifest.sessions))
-    df["split"] = df["session"].map(split_of).fillna("unknown")
-    df["steering"] = pd.Categorical(df["steering"], categories=list(STEERING_CLASSES))
-    order = ["session", "track", "frame", "t_ns", "time_s", *PAD_FIELDS, "stratum", "steering"]
-    order += ["recovery", "tags", "verdict", "excluded", "split", "shard", "record"]
-    return df[order].sort_values(["session", "frame"], kind="stable").reset_index(drop=True)
+        left_out = _excluded_table(manifest, tables, filters, verdict_store)
+        if left_out is not None:
+            flags = np.r_[np.zeros(sum(len(t) for t in tables), bool), np.ones(len(left_out), bool)]
+            tables.append(left_out)
+    chunks = {c: [t.column(c) for t in tables] for c in tables[0].column_names}
+    del tables
+    out: dict[str, Any] = {}
+    session = _categorical(chunks.pop("session"), sort=True)
+    frame = _numpy(chunks.pop("frame"))
+    order = _sort_order(session.codes, frame)
+    session = pd.Categorical.from_codes(session.codes[order], session.categories)
+    frame = frame[order]
+    out["session"], out["frame"] = session, frame
+    starts = np.flatnonzero(np.r_[True, session.codes[1:] != session.codes[:-1]])
+    for name in [c for c in FRAME_COLUMNS if c in chunks]:
+        arr = chunks.pop(name)
+        if name in DICTIONARY_COLUMNS or name == "shard":
+            cat = _categorical(arr)
+            out[name] = pd.Categorical.from_codes(cat.codes[order], cat.categories)
+        else:
+            out[name] = _numpy(arr)[order]
+    n = len(frame)
+    if "time_s" in wanted:
+        t = out["t_ns"].astype(np.float64)
+        t[t < 0] = np.nan
+        first = np.fmin.reduceat(t, starts) if n else t
+        out["time_s"] = (t - np.repeat(first, np.diff(np.r_[starts, n]))) / 1e9
+    if "steering" in wanted or "recovery" in wanted:
+        stratum = out["stratum"]
+        steer = [parse_stratum(s)[0] if s else None for s in stratum.categories]
+        lut = np.array([STEERING_CLASSES.index(c) if c else -1 for c in steer] + [-1], np.int8)
+        out["steering"] = pd.Categorical.from_codes(lut[stratum.codes], list(STEERING_CLASSES))
+        is_rec = np.array([str(c).endswith(RECOVERY_TAG) for c in stratum.categories] + [False])
+        out["recovery"] = is_rec[stratum.codes]
+    if "split" in wanted:
+        split_of = assign(manifest.session_keys(), splits, recording_aliases(manifest.sessions))
+        names = sorted({*split_of.values(), "unknown"})
+        lut = np.array([names.index(split_of.get(k, "unknown")) for k in session.categories])
+        out["split"] = pd.Categorical.from_codes(lut[session.codes], names)
+    if "excluded" in wanted:
+        out["excluded"] = np.zeros(n, bool) if flags is None else flags[order]
+    return pd.DataFrame({c: out[c] for c in wanted}, copy=False)
 
 
-def _excluded_rows(manifest: Manifest, written: Any, store: str | None) -> Any:
-    """Rows for frames the verdict store lists and the shards do not hold."""
-    import pandas as pd
+def _read_tables(
+    dataset: str, manifest: Manifest, columns: list[str], filters: Any, *, with_shard: bool
+) -> list[Any]:
+    """Each shard's index (``columns``, rows passing ``filters``), read on a
+    few threads (pyarrow releases the GIL); ``shard`` added if asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+
+    def one(shard: ShardInfo) -> Any:
+        table = read_index_table(fs.join(dataset, shard.index), columns, filters)
+        if with_shard:
+            indices = pa.array(np.zeros(len(table), np.int32))
+            table = table.append_column(
+                "shard", pa.DictionaryArray.from_arrays(indices, pa.array([shard.path]))
+            )
+        return table
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        tables = list(pool.map(one, manifest.shards))
+    if not tables:
+        empty = empty_index(columns)
+        if with_shard:
+            dictionary = pa.dictionary(pa.int32(), pa.string())
+            empty = empty.append_column("shard", pa.array([], dictionary))
+        tables.append(empty)
+    return tables
+
+
+def _categorical(chunks: list[Any], *, sort: bool = False) -> Any:
+    """Dictionary (or string) chunks as one pandas Categorical; with ``sort``,
+    its categories in lexical order (so codes sort as the strings do)."""
+    import pyarrow as pa
+
+    arr = pa.chunked_array(chunks)
+    if not pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_encode()
+    cat = arr.to_pandas().array  # a Categorical; pyarrow unifies the chunks' dictionaries
+    if sort and not cat.categories.is_monotonic_increasing:
+        cat = cat.reorder_categories(sorted(cat.categories))
+    return cat
+
+
+def _numpy(chunks: list[Any]) -> np.ndarray:
+    import pyarrow as pa
+
+    return pa.chunked_array(chunks).to_numpy()
+
+
+def _sort_order(session_codes: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """The permutation that sorts rows by (session, frame), stable."""
+    if not len(frame):
+        return np.zeros(0, np.int64)
+    offset = frame.min()
+    if frame.max() - offset < (1 << 31):
+        key = (session_codes.astype(np.int64) << 32) | (frame - offset).astype(np.int64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((frame, session_codes))
+
+
+def _excluded_table(manifest: Manifest, tables: list[Any], filters: Any, store: str | None) -> Any:
+    """Rows for frames the verdict store lists and the shards do not hold, as
+    an Arrow table like ``tables`` (None if there are none)."""
+    import pyarrow as pa
 
     try:
         from kartdata.validate import verdicts
     except ImportError:  # a kartkit without the validator
-        return pd.DataFrame()
-    have = set(zip(written["session"], written["frame"], strict=True))
+        return None
     rows = []
+    have: set[tuple[str, int]] | None = None
     for s in manifest.sessions:
         if not s.excluded:
             continue
         stored = verdicts.load(s.key, store)
         if stored is None:
             continue
+        if have is None:
+            have = set()
+            for t in tables:
+                have.update(
+                    zip(
+                        t.column("session").cast(pa.string()).to_pylist(),
+                        t.column("frame").to_pylist(),
+                        strict=True,
+                    )
+                )
         for frame, reason in stored["verdicts"].items():
             if (s.key, int(frame)) not in have:
-                rows.append(
-                    {"session": s.key, "track": s.track, "frame": int(frame), "verdict": reason}
-                )
+                rows.append((s.key, s.track, int(frame), reason))
     if not rows:
-        return pd.DataFrame()
-    out = pd.DataFrame(rows)
-    out["excluded"] = True
-    out["stratum"] = ""
-    out["tags"] = ""
-    out["shard"] = ""
-    out["t_ns"] = -1
-    out["record"] = -1
-    return out
+        return None
+    n = len(rows)
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    strings = {
+        "session": [r[0] for r in rows],
+        "track": [r[1] for r in rows],
+        "verdict": [r[3] for r in rows],
+        "stratum": [""] * n,
+        "tags": [""] * n,
+    }
+    template = tables[0].schema
+    arrays = {}
+    for name in template.names:
+        if name in strings:
+            arrays[name] = pa.array(strings[name]).dictionary_encode().cast(dictionary)
+        elif name == "shard":
+            arrays[name] = pa.array([""] * n).dictionary_encode().cast(dictionary)
+        elif name == "frame":
+            arrays[name] = pa.array([r[2] for r in rows], template.field(name).type)
+        elif name in ("t_ns", "record"):
+            arrays[name] = pa.array([-1] * n, template.field(name).type)
+        else:  # the pad: none
+            arrays[name] = pa.nulls(n, template.field(name).type)
+    table = pa.table(arrays)
+    expr = as_expression(filters)
+    return table.filter(expr) if expr is not None else table
 
 
 def sessions(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:
@@ -145,12 +307,12 @@ def frame_image(dataset: str, session: str, frame: int) -> np.ndarray:
     still where it was sharded from."""
     manifest = _manifest(dataset)
     for shard in manifest.shards:
-        df = read_index(fs.join(str(dataset), shard.index), columns=("session", "frame", "record"))
-        hit = df[(df["session"] == session) & (df["frame"] == frame)]
+        where = [("session", "==", session), ("frame", "==", frame)]
+        hit = read_index_table(fs.join(str(dataset), shard.index), ["record"], where)
         if len(hit):
             return _read_record_image(
                 fs.join(str(dataset), shard.path),
-                int(hit["record"].iloc[0]),
+                int(hit.column("record")[0].as_py()),
                 manifest.encoding.compression,
             )
     # Frames the validator left out are not in the shards; the recording may still be there.

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import csv
-import gzip
 import io
 import json
 import os
@@ -11,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -53,17 +53,24 @@ def _config(**kw: object) -> ShardConfig:
     return ShardConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
+def _plain(t: pa.DataType) -> pa.DataType:
+    return pa.string() if pa.types.is_dictionary(t) else t
+
+
 def _records(ds: Path) -> list[FrameExample]:
     m = Manifest.load(str(ds))
     out = []
     for s in m.shards:
         recs = [decode_example(r) for r in read_records(str(ds / s.path), m.encoding.compression)]
         assert {r.stratum for r in recs} == {s.stratum}
-        with gzip.open(ds / s.index, "rt", newline="") as f:
-            rows = list(csv.DictReader(f))
+        assert s.index.endswith(".index.parquet")
+        table = pq.read_table(ds / s.index)
+        assert tuple(table.column_names) == INDEX_COLUMNS
+        for name in ("session", "track", "stratum", "tags", "verdict"):
+            assert pa.types.is_dictionary(table.schema.field(name).type), name
+        rows = table.cast(pa.schema([(f.name, _plain(f.type)) for f in table.schema])).to_pylist()
         assert len(rows) == len(recs) == s.frames
         for i, (row, r) in enumerate(zip(rows, recs, strict=True)):
-            assert list(row) == list(INDEX_COLUMNS)
             assert (row["session"], int(row["frame"]), int(row["record"])) == (
                 r.session,
                 r.frame,
@@ -246,8 +253,9 @@ def test_validation_verdicts_exclude_and_count(tmp_path: Path) -> None:
     assert frames == set(range(30)) - set(verdicts)
     kept = shard([src], tmp_path / "kept", _config(validate=True, keep_flagged=True))
     assert kept.frames_written == 30
-    with gzip.open(next((tmp_path / "kept" / "shards").glob("*.index.csv.gz")), "rt") as f:
-        assert all(r["verdict"] == verdicts.get(int(r["frame"]), "") for r in csv.DictReader(f))
+    for index in (tmp_path / "kept" / "shards").glob("*.index.parquet"):
+        rows = pq.read_table(index, columns=["frame", "verdict"]).to_pylist()
+        assert all(r["verdict"] == verdicts.get(r["frame"], "") for r in rows)
 
 
 def test_verify_names_the_bad_shard(tmp_path: Path) -> None:
@@ -263,10 +271,8 @@ def test_verify_names_the_bad_shard(tmp_path: Path) -> None:
     report = verify(str(ds))
     assert not report.ok and all(m.shards[0].path in p for p in report.problems)
     index = ds / m.shards[1].index
-    with gzip.open(index, "rt") as f:
-        lines = f.readlines()
-    with gzip.open(index, "wt") as f:
-        f.writelines(lines[:-1])
+    table = pq.read_table(index)
+    pq.write_table(table.slice(0, len(table) - 1), index)
     assert any(p.startswith(m.shards[1].index) for p in verify(str(ds)).problems)
 
 
