@@ -133,3 +133,91 @@ def test_damaged_index_is_a_one_line_error(dataset: Path, tmp_path: Path) -> Non
         read_index(str(copy / shard_info.index))
     with pytest.raises(DatasetError, match=Path(shard_info.index).name):
         kartdata.load(str(copy), split="all")
+
+
+# -- the Parquet index: columns and row groups asked for, old CSV datasets ------
+
+
+def test_columns_and_filters_are_read_from_the_index(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    full = kartdata.frames(str(dataset))
+    reads: list[tuple[list[str], int]] = []
+    real = pq.read_table
+
+    def spy(*args: object, **kw: object):  # type: ignore[no-untyped-def]
+        table = real(*args, **kw)  # type: ignore[arg-type]
+        reads.append((list(kw["columns"]), len(table)))  # type: ignore[arg-type]
+        return table
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    two = kartdata.frames(str(dataset), columns=["session", "x"])
+    assert list(two.columns) == ["session", "x"] and len(two) == len(full)
+    # only the columns asked for, plus the sort keys: no pad buttons, tags, ...
+    assert reads and all(sorted(cols) == ["frame", "session", "x"] for cols, _ in reads)
+    np.testing.assert_array_equal(two["x"].to_numpy(), full["x"].to_numpy())
+    assert str(two["session"].dtype) == "category"
+
+    reads.clear()
+    track = full["track"].iloc[0]
+    left = kartdata.frames(str(dataset), filters=[("track", "==", track), ("x", "<", 0.0)])
+    want = full[(full["track"] == track) & (full["x"] < 0.0)]
+    assert 0 < len(left) < len(full)
+    assert left[["session", "frame"]].values.tolist() == want[["session", "frame"]].values.tolist()
+    # the filter ran in the read: only matching rows came out of the files
+    assert sum(n for _, n in reads) == len(left)
+    with pytest.raises(DatasetError, match="unknown frames"):
+        kartdata.frames(str(dataset), columns=["nope"])
+
+
+def _as_version_1(src: Path, dst: Path) -> None:
+    """A copy of ``src`` as kartkit wrote datasets before the Parquet index:
+    gzip CSV sidecars with a header row, manifest version 1."""
+    import csv
+    import gzip
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from kartdata.index import INDEX_COLUMNS
+
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    assert manifest["version"] == 2
+    for s in manifest["shards"]:
+        parquet = dst / s["index"]
+        table = pq.read_table(parquet)
+        s["index"] = s["index"].replace(".index.parquet", ".index.csv.gz")
+        with gzip.open(dst / s["index"], "wt", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(INDEX_COLUMNS)
+            for row in table.to_pylist():
+                w.writerow([row[c] for c in INDEX_COLUMNS])
+        parquet.unlink()
+    manifest["version"] = 1
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_datasets_with_csv_indexes_still_read(dataset: Path, tmp_path: Path) -> None:
+    from kartdata.loader import prepare
+    from kartdata.manifest import verify
+
+    old = tmp_path / "old"
+    _as_version_1(dataset, old)
+    assert not list((old / "shards").glob("*.parquet"))
+    new_df, old_df = kartdata.frames(str(dataset)), kartdata.frames(str(old))
+    assert list(old_df.columns) == list(new_df.columns)
+    for c in new_df.columns:
+        np.testing.assert_array_equal(old_df[c].astype(str), new_df[c].astype(str))
+    assert verify(str(old)).ok and verify(str(old), rehash=False).ok
+    assert prepare(str(old), split="all").frames == len(new_df)
+    # a sidecar cut short is caught in the old format too
+    first = Manifest.load(str(old)).shards[0]
+    import gzip
+
+    lines = gzip.decompress((old / first.index).read_bytes()).splitlines(keepends=True)
+    (old / first.index).write_bytes(gzip.compress(b"".join(lines[:-1])))
+    assert any(p.startswith(first.index) for p in verify(str(old), rehash=False).problems)
