@@ -10,16 +10,21 @@ turn explains, tests/kartplay/stk/stk_view.py). CI installs the game
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from stk_view import total_shift
+from xvfb import poll
 
 from kartdata.devices import ScreenCapture
 from kartdata.devices.virtual_keyboard import VirtualKeyboard
-from kartplay.stk.game import SuperTuxKart, TimeTrial
-from kartplay.stk.keys import STK_KEYMAP
+from kartplay.stk.game import WINDOW_TITLE, SuperTuxKart, TimeTrial
+from kartplay.stk.keys import STK_KEYMAP, write_keymap
 
 #: Pixels of scenery movement that count as a turn: a second of full steering
 #: moved it 190-320 px in trials, driving straight 10 px or less.
@@ -33,17 +38,20 @@ def game() -> Iterator[SuperTuxKart]:
         yield g
 
 
-def _frames_while(game: SuperTuxKart, cap: ScreenCapture, game_frames: int) -> list[np.ndarray]:
-    """A capture after each new frame the game logs, ``game_frames`` of them."""
+def _frames_while(game: SuperTuxKart, cap: ScreenCapture, race_s: float) -> list[np.ndarray]:
+    """A capture after each new frame the game logs, until its race clock has
+    run ``race_s`` further (the clock the physics runs on: when frames are
+    slow the game slows it, so wall-clock seconds would mean less turning)."""
     region = game.wait_window()
+    end = game.frame().time_s + race_s
     out = [cap.grab(region)]
-    for _ in range(game_frames):
-        game.wait_frames(1)
+    while game.wait_frames(1).time_s < end:
         out.append(cap.grab(region))
+    out.append(cap.grab(region))
     return out
 
 
-def test_the_virtual_keyboard_accelerates_and_steers_the_real_game(game: SuperTuxKart) -> None:
+def test_the_virtual_keyboard_accelerates_and_steers_the_real_game_left(game: SuperTuxKart) -> None:
     with ScreenCapture(game.display) as cap, VirtualKeyboard(game.display, STK_KEYMAP) as keys:
         standing = game.wait_frames(5)
         assert standing.distance_m == 0.0  # nothing pressed yet: the kart waits at the start
@@ -58,16 +66,90 @@ def test_the_virtual_keyboard_accelerates_and_steers_the_real_game(game: SuperTu
         road = slice(int(0.45 * 240), int(0.8 * 240))
         assert np.abs(after[road].astype(int) - before[road]).mean() > 10
 
-        # Left for a second of game frames: the scenery slides right.
+        # Left for a second of race time: the scenery slides right. (The
+        # other way round is the drive-window test's model, in a race of its
+        # own: after a turn the chase camera keeps swinging for a second or
+        # two, and on lighthouse a hard left ends at a fence.)
         keys.press("Left")
-        left = total_shift(_frames_while(game, cap, 25))
+        left = total_shift(_frames_while(game, cap, 1.0))
         keys.release("Left")
         assert left > TURNED_PX, left
-        # Right, long enough to undo the left turn's swing and turn the
-        # other way: over its second half the scenery slides left.
-        keys.press("Right")
-        _frames_while(game, cap, 25)
-        right = total_shift(_frames_while(game, cap, 25))
-        keys.release("Right")
-        assert right < -TURNED_PX, right
         assert game.frame().distance_m > moving.distance_m
+
+
+# -- kartplay drive-window on the real game -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def right_and_gas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real exported PilotNet (outputs x,a,b) whose answer is fixed by its
+    output layer: zero weights, biases giving x = +0.99 (full right), a = 0.99
+    (gas), b = -0.99 (no brake). What it sees still goes through the whole
+    path: capture, the shared preprocessing, the model, the policy, the keys."""
+    import keras
+
+    from kartdata.schema import ClassThresholds
+    from kartdata.targets import TargetConfig
+    from kartmodel.artifact import export
+    from kartmodel.config import DataOptions, TrainConfig
+    from kartmodel.run import BEST_WEIGHTS, Run
+
+    keras.utils.set_random_seed(5)
+    config = TrainConfig(
+        "unused",
+        model="pilotnet",
+        height=66,
+        width=200,
+        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    )
+    run = Run(tmp_path_factory.mktemp("drive") / "run", config, ClassThresholds())
+    run.save()
+    model = run.build_model()
+    out = model.get_layer("outputs")
+    w, _ = out.get_weights()
+    out.set_weights([np.zeros_like(w), np.array([100.0, 100.0, -100.0], dtype=np.float32)])
+    model.save_weights(str(run.file(BEST_WEIGHTS)))
+    return export(run.path, "keras")
+
+
+def _down(display: str, names: list[str]) -> set[str]:
+    """Which of ``names`` the X server has down now (its own key state)."""
+    from kartdata.devices.keyboard import held_keycodes, resolve
+    from kartdata.devices.x11 import open_display
+
+    d = open_display(display)
+    try:
+        held = held_keycodes(d)
+        return {n for n in names if resolve(d, n) in held}
+    finally:
+        d.close()
+
+
+def test_drive_window_plays_the_model_on_the_real_game_and_a_kill_releases_the_keys(
+    game: SuperTuxKart, right_and_gas: Path, tmp_path: Path
+) -> None:
+    keymap = write_keymap(tmp_path / "stk-keys.json")
+    drive = subprocess.Popen(
+        [sys.executable, "-m", "kartplay.cli", "drive-window", str(right_and_gas),
+         "--window", WINDOW_TITLE, "--keymap", str(keymap), "--display", game.display],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        # The model loads (TensorFlow: seconds), then gas and full right are held.
+        held = poll(lambda: _down(game.display, ["Up", "Right"]) == {"Up", "Right"}, 90)
+        assert held, (drive.poll(), drive.stderr.read1(4000) if drive.poll() is not None else "")  # type: ignore[union-attr]
+        assert _down(game.display, ["Left", "Down"]) == set()
+        moving = game.log.wait_for(lambda f: f is not None and f.distance_m > 5.0, 30)
+        assert moving is not None, f"the kart did not move: {game.frame()}"
+        with ScreenCapture(game.display) as cap:
+            turned = total_shift(_frames_while(game, cap, 1.0))
+        assert turned < -TURNED_PX, turned  # a right turn: the scenery slides left
+        assert drive.poll() is None
+    finally:
+        drive.send_signal(signal.SIGKILL)
+        drive.wait(timeout=10)
+    # Killed outright, no finally of its own ran: its key guard lets go of the keys.
+    assert poll(lambda: _down(game.display, STK_NAMES) == set(), 10), _down(game.display, STK_NAMES)
+
+
+STK_NAMES = sorted(STK_KEYMAP.key_names())
