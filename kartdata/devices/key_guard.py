@@ -1,0 +1,55 @@
+"""Releases a virtual keyboard's keys when the process that pressed them dies.
+
+The X server keeps a key pressed through XTEST down after the client that
+pressed it has gone (that is how ``xdotool keydown`` works), so a drive loop
+killed with SIGKILL would leave the game with a key stuck down. The
+:class:`~kartdata.devices.virtual_keyboard.VirtualKeyboard` therefore starts
+this small process and tells it, one line per change, which keycodes it holds
+(``d 113`` / ``u 113``); when the pipe closes — a clean close, a crash or a
+SIGKILL alike — the guard releases whatever is still held and exits.
+
+Run as ``python -m kartdata.devices.key_guard DISPLAY``; it prints ``ready``
+once connected.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+def main() -> int:
+    from Xlib import X
+    from Xlib.ext import xtest
+
+    from kartdata.devices.x11 import open_display
+
+    # Ctrl-C reaches the whole foreground process group: the guard must outlive
+    # its parent's cleanup, and ends when the parent's pipe closes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    held: set[int] = set()
+    d = open_display(sys.argv[1])
+
+    def release(*_: object) -> None:
+        for code in sorted(held):
+            xtest.fake_input(d, X.KeyRelease, code)
+        held.clear()
+        d.sync()
+
+    def terminated(*_: object) -> None:
+        release()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminated)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        op, _, code = line.partition(" ")
+        if code.strip().isdigit():
+            (held.add if op == "d" else held.discard)(int(code))
+    release()
+    d.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
