@@ -150,6 +150,9 @@ class IndexWriter:
     def abort(self) -> None:
         if not self._closed:
             self._closed = True
+            # or pyarrow finishes the file when the writer is collected, after
+            # it is closed (a full disk): a traceback on stderr at exit
+            self._writer.is_open = False
             self._cm.__exit__(None, None, None)
 
 

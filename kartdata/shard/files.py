@@ -10,6 +10,7 @@ closes.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from kartdata import fs
@@ -54,14 +55,16 @@ class ShardFile:
 
     def write(self, record: bytes, row: list[Any]) -> None:
         """Append a serialized example and its :func:`~kartdata.index.index_row`."""
-        self._index.write(row)
-        self._records.write(record)
+        with self._named_faults():
+            self._index.write(row)
+            self._records.write(record)
 
     def close(self) -> ShardInfo:
         if self.info is not None:
             return self.info
-        sha = self._records.close()
-        self._index.close()
+        with self._named_faults():
+            sha = self._records.close()
+            self._index.close()
         fs.rename(self._final + TEMP_SUFFIX, self._final)
         fs.rename(self._index_final + TEMP_SUFFIX, self._index_final)
         self.info = ShardInfo(
@@ -74,6 +77,17 @@ class ShardFile:
             generation=self.generation,
         )
         return self.info
+
+    @contextlib.contextmanager
+    def _named_faults(self) -> Iterator[None]:
+        """A write to an open file fails without a file name (a full disk):
+        give it this shard's, so the one-line error can say where."""
+        try:
+            yield
+        except OSError as e:
+            if e.filename:
+                raise
+            raise OSError(e.errno, e.strerror or str(e), self._final + TEMP_SUFFIX) from None
 
     def abort(self) -> None:
         self._records.abort()

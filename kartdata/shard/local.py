@@ -11,11 +11,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from kartdata.errors import DatasetError, KartError
+from kartdata.errors import DatasetError, KartError, fault
 from kartdata.manifest import ShardInfo
 from kartdata.shard.engine import (
     EngineResult,
@@ -70,6 +71,9 @@ def _worker_main(job: ShardJob, worker: int, tasks: Any, results: Any, parent: i
     except KartError as e:
         writers.abort()
         results.put(("error", worker, (type(e).__name__, str(e))))
+    except (OSError, MemoryError) as e:  # a full disk, a read-only one, a refusal
+        writers.abort()
+        results.put(("error", worker, ("DatasetError", str(fault(e, job.dataset)))))
     except BaseException:
         writers.abort()
         results.put(("crash", worker, traceback.format_exc()))
@@ -107,10 +111,7 @@ def _run_processes(
             except queue.Empty:
                 for w, p in enumerate(procs):
                     if w not in done and not p.is_alive() and p.exitcode not in (0, None):
-                        raise DatasetError(
-                            f"shard worker {w} died (exit code {p.exitcode}); nothing of this "
-                            "run was added to the dataset"
-                        ) from None
+                        raise DatasetError(_death(job.dataset, w, p.pid, p.exitcode)) from None
                 continue
             if kind == "progress":
                 on_frames(payload)
@@ -132,3 +133,16 @@ def _run_processes(
             p.join(timeout=30)
         tasks.close()
         results.close()
+
+
+def _death(dataset: str, worker: int, pid: int | None, exitcode: int) -> str:
+    how = f"exited with code {exitcode}"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        how = f"was killed by {name}"
+        if -exitcode == signal.SIGKILL:
+            how += " (what the kernel's out-of-memory killer sends: see `dmesg`)"
+    return f"{dataset}: shard worker {worker} (pid {pid}) {how}; nothing was added to the dataset"

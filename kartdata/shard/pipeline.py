@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kartdata import fs
-from kartdata.errors import DatasetError
+from kartdata.errors import DatasetError, fault
 from kartdata.manifest import MANIFEST_FILE, SHARDS_DIR, Encoding, Manifest, cleanup
 from kartdata.schema import ClassThresholds
 from kartdata.shard.config import ShardConfig, ShardReport, check_encoding
@@ -105,9 +105,20 @@ def new_sessions(found: list[Source], manifest: Manifest, report: ShardReport) -
 def shard(
     sources: list[str | Path], out: str | Path, config: ShardConfig | None = None
 ) -> ShardReport:
-    """Shard every recording under ``sources`` not yet in the dataset ``out``."""
+    """Shard every recording under ``sources`` not yet in the dataset ``out``.
+
+    A system fault on the way (a full disk, a read-only filesystem, a refused
+    permission, memory run out) is one :class:`DatasetError` line naming the
+    path; the dataset is then as it was, its manifest untouched."""
     config = config or ShardConfig()
     dataset = str(out)
+    try:
+        return _shard(sources, dataset, config)
+    except (OSError, MemoryError) as e:
+        raise fault(e, dataset) from None
+
+
+def _shard(sources: list[str | Path], dataset: str, config: ShardConfig) -> ShardReport:
     started = time.perf_counter()
     fs.makedirs(fs.join(dataset, SHARDS_DIR))
     with dataset_lock(dataset):
@@ -145,23 +156,27 @@ def shard(
         try:
             result = engine(config.engine)(job, todo, workers, bar)
         except BaseException:
-            cleanup(dataset, manifest)
+            _clean_after_failure(dataset)
             raise
         finally:
             bar(None)
         order = {t.key: i for i, t in enumerate(todo)}
         sessions = sorted(result.sessions, key=lambda r: order[r.info.key])
         shards = sorted(result.shards, key=lambda s: s.path)
-        if not fs.is_remote(dataset):
-            fs.fsync_dir(fs.join(dataset, SHARDS_DIR))
-        hist = manifest.histogram
-        for r in sessions:
-            hist = merge_histograms(hist, r.histogram)
-        manifest.sessions.extend(r.info for r in sessions)
-        manifest.shards.extend(shards)
-        manifest.histogram = hist
-        manifest.generation = generation
-        manifest.save(dataset)
+        try:
+            if not fs.is_remote(dataset):
+                fs.fsync_dir(fs.join(dataset, SHARDS_DIR))
+            hist = manifest.histogram
+            for r in sessions:
+                hist = merge_histograms(hist, r.histogram)
+            manifest.sessions.extend(r.info for r in sessions)
+            manifest.shards.extend(shards)
+            manifest.histogram = hist
+            manifest.generation = generation
+            manifest.save(dataset)
+        except BaseException:  # e.g. the disk filled up writing the manifest
+            _clean_after_failure(dataset)
+            raise
 
     report.generation = generation
     report.sessions_added = [t.path for t in todo]
@@ -173,6 +188,19 @@ def shard(
     report.bytes_written = sum(s.bytes for s in shards)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _clean_after_failure(dataset: str) -> None:
+    """Remove what a failed run wrote: every file the manifest on disk does not
+    name (read again: whether the failure came before or after its rename, it
+    is the truth). If even that fails (a read-only disk), the next run's
+    clean-up does it, and the run's own error is the one to show."""
+    with contextlib.suppress(OSError, DatasetError):
+        if fs.exists(fs.join(dataset, MANIFEST_FILE)):
+            on_disk = Manifest.load(dataset)
+        else:
+            on_disk = Manifest(encoding=Encoding(), classes=ClassThresholds())
+        cleanup(dataset, on_disk)
 
 
 def _progress_bar(enabled: bool) -> Callable[[int | None], None]:
