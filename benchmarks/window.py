@@ -32,12 +32,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kartdata.devices.capture import ScreenCapture  # noqa: E402
-from kartplay.policy import Policy, PolicyConfig, load  # noqa: E402
-from kartplay.stk.config import GameSettings  # noqa: E402
-from kartplay.stk.game import WINDOW_TITLE, SuperTuxKart, TimeTrial  # noqa: E402
-from kartplay.stk.keys import write_keymap  # noqa: E402
-from kartplay.window import DriveWindowConfig, WindowDriver  # noqa: E402
+from kartdata.devices.capture import ScreenCapture
+from kartplay.policy import Policy, PolicyConfig, load
+from kartplay.stk.config import GameSettings
+from kartplay.stk.game import WINDOW_TITLE, SuperTuxKart, TimeTrial
+from kartplay.stk.keys import write_keymap
+from kartplay.window import DriveWindowConfig, WindowDriver
 
 
 def pilotnet(out: Path, fmt: str) -> Path:
