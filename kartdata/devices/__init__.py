@@ -8,6 +8,9 @@ keyboard reader, and the virtual keyboard and gamepad that drive a game.
 - :mod:`~kartdata.devices.sdl_virtual`: an SDL virtual pad for tests and demos.
 - :mod:`~kartdata.devices.keymap`: X key names for the pad (one file shape).
 - :mod:`~kartdata.devices.keyboard`: the X keyboard as an input.
+- :mod:`~kartdata.devices.virtual_keyboard`: keys pressed through XTEST (any window),
+  with :mod:`~kartdata.devices.key_guard` releasing them if the process is killed.
+- :mod:`~kartdata.devices.virtual_gamepad`: a uinput pad (emulators read it as real).
 - :mod:`~kartdata.devices.x11`: opening an X display.
 
 Nothing here is imported eagerly beyond the light types: pygame and python-xlib
@@ -20,6 +23,8 @@ from kartdata.devices.gamepad import DEFAULT_PAD_MAPPING, Binding, Gamepad, PadM
 from kartdata.devices.keyboard import Keyboard
 from kartdata.devices.keymap import KeyMap
 from kartdata.devices.sdl_virtual import SdlVirtualPad
+from kartdata.devices.virtual_gamepad import VirtualGamepad
+from kartdata.devices.virtual_keyboard import VirtualKeyboard
 from kartdata.devices.x11 import DisplayError
 
 __all__ = [
@@ -39,6 +44,8 @@ __all__ = [
     "Region",
     "ScreenCapture",
     "SdlVirtualPad",
+    "VirtualGamepad",
+    "VirtualKeyboard",
     "WindowRegion",
     "find_window",
 ]

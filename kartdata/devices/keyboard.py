@@ -35,9 +35,14 @@ class Keyboard:
         self._d = open_display(display)
         try:
             km = self.keymap
-            self._stick = {d[0]: resolve(self._d, k) for d, k in km.stick.items()}
-            self._buttons = {b: [resolve(self._d, k) for k in ks] for b, ks in km.buttons.items()}
-            self._hotkeys = {h: [resolve(self._d, k) for k in ks] for h, ks in km.hotkeys.items()}
+            src = km.source
+            self._stick = {d[0]: resolve(self._d, k, src) for d, k in km.stick.items()}
+            self._buttons = {
+                b: [resolve(self._d, k, src) for k in ks] for b, ks in km.buttons.items()
+            }
+            self._hotkeys = {
+                h: [resolve(self._d, k, src) for k in ks] for h, ks in km.hotkeys.items()
+            }
         except BaseException:
             self._d.close()
             raise
@@ -49,7 +54,7 @@ class Keyboard:
 
     def button(self, name: str) -> bool:
         """Whether the key named ``name`` is down now (e.g. a takeover key)."""
-        return resolve(self._d, name) in self.held_codes()
+        return resolve(self._d, name, "takeover key") in self.held_codes()
 
     def read(self) -> Controls:
         held = self.held_codes()

@@ -62,6 +62,8 @@ class KeyMap:
             "quit": ("F10",),
         }
     )
+    #: Where it came from, for error messages (the file, or "key map").
+    source: str = field(default="key map", compare=False)
 
     @property
     def stick(self) -> dict[str, str]:
@@ -110,6 +112,7 @@ class KeyMap:
             ramp_s=ramp,
             buttons=_keys(obj, "buttons", BUTTONS, base.buttons, where),
             hotkeys=_keys(obj, "hotkeys", HOTKEYS, base.hotkeys, where),
+            source=where,
         )
 
     @classmethod

@@ -65,7 +65,7 @@ class VirtualKeyboard:
     def _code(self, name: str) -> int:
         code = self._codes.get(name)
         if code is None:
-            code = self._codes[name] = resolve(self._d, name)
+            code = self._codes[name] = resolve(self._d, name, self.keymap.source)
         return code
 
     @property
