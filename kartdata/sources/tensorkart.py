@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -71,8 +70,7 @@ class TensorKartSession:
         if self._key is None:
             # by name only: the containment check (a resolve per row, most of
             # the key's cost) is the reader's, which refuses an escaping path
-            root = str(self.path)
-            images = [os.path.join(root, _file_name(f[0])) for _, f in self._rows()]
+            images = [str(self._named(line, f[0])) for line, f in self._rows()]
             self._key = f"tensorkart-{fingerprint(self.data_path)}-{frames_fingerprint(images)}"
         return self._key
 
@@ -158,13 +156,19 @@ class TensorKartSession:
             except (csv.Error, UnicodeDecodeError) as e:
                 raise SourceError(f"{path}: not a readable CSV ({e})") from None
 
+    def _named(self, line: int, recorded: str) -> Path:
+        """The session's file of the name a recorded path ends in."""
+        name = _file_name(recorded)
+        if name in ("", ".", ".."):
+            raise SourceError(
+                f"{self.data_path}:{line}: image path {recorded!r} escapes the session directory"
+            )
+        return self.path / name
+
     def _resolve(self, line: int, recorded: str) -> Path:
         """The image a recorded path names, looked up by file name in the session."""
-        name = _file_name(recorded)
+        img = self._named(line, recorded)
         where = f"{self.data_path}:{line}"
-        if name in ("", ".", ".."):
-            raise SourceError(f"{where}: image path {recorded!r} escapes the session directory")
-        img = self.path / name
         try:
             # A plain file named without a slash lies in the session; only a
             # symlink can lead out (one lstat a row, not a realpath of the tree).
