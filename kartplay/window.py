@@ -119,8 +119,12 @@ class DriveStats:
     policy_fps: float = 0.0
     latency_ms_p50: float = 0.0
     latency_ms_p99: float = 0.0
+    #: The parts: window lookup + grab, policy (preprocessing, model, selection),
+    #: keys (pulses + XTEST, or the uinput write) — the last is what the loop adds.
     capture_ms_p50: float = 0.0
     infer_ms_p50: float = 0.0
+    keys_ms_p50: float = 0.0
+    keys_ms_p99: float = 0.0
     takeovers: int = 0
     corrections: list[str] = field(default_factory=list)
     #: Why it ended: "stopped", "interrupted", "time", "window closed".
@@ -217,6 +221,7 @@ class WindowDriver:
         self._lat: deque[float] = deque(maxlen=4096)
         self._cap: deque[float] = deque(maxlen=4096)
         self._inf: deque[float] = deque(maxlen=4096)
+        self._keys: deque[float] = deque(maxlen=4096)
         self._steps_t: deque[float] = deque(maxlen=256)
         try:
             self._open(policy)
@@ -329,6 +334,7 @@ class WindowDriver:
                     t_key = time.perf_counter()
                     self._cap.append((t_cap - t_start) * 1e3)
                     self._inf.append((t_inf - t_cap) * 1e3)
+                    self._keys.append((t_key - t_inf) * 1e3)
                     self._lat.append((t_key - t_start) * 1e3)
                     self._steps_t.append(t_key)
                     steps += 1
@@ -382,6 +388,8 @@ class WindowDriver:
             latency_ms_p99=pct(self._lat, 0.99),
             capture_ms_p50=pct(self._cap, 0.5),
             infer_ms_p50=pct(self._inf, 0.5),
+            keys_ms_p50=pct(self._keys, 0.5),
+            keys_ms_p99=pct(self._keys, 0.99),
             takeovers=self.override.takeovers if self.override is not None else 0,
             corrections=[str(p) for p in self.recorder.sessions] if self.recorder else [],
             ended=ended,
