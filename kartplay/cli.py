@@ -18,8 +18,10 @@ from kartplay.sim.collect import PerturbConfig, SimRecordConfig
 from kartplay.sim.demo import DemoConfig
 from kartplay.sim.drive import DriveConfig
 from kartplay.sim.env import parse_seeds
+from kartplay.stk.cli import stk_app
 
 if TYPE_CHECKING:
+    from kartmodel.models import ModelName
     from kartplay.policy import Selection
     from kartplay.protocol import Mode
     from kartplay.serve import FrameSource
@@ -161,6 +163,7 @@ sim_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="The CarRacing-v3 simulator."
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(stk_app, name="stk", help="SuperTuxKart: a time trial to record or drive.")
 
 _RECORD = SimRecordConfig()
 _PERTURB = PerturbConfig()
@@ -303,7 +306,7 @@ def sim_ablation(
             out,
             parse_seeds(seeds),
             steps,
-            model,
+            cast("ModelName", model),
             epochs,
             train_seeds=parse_seeds(train_seeds),
             variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
@@ -321,8 +324,14 @@ def demo(
     out: Path = typer.Option(
         clikit.default(DemoConfig, "out"), "--out", help="Directory for everything it makes."
     ),
-    rounds: int = typer.Option(2, help="Learner-driven (DAgger) rounds after the offline one."),
-    tracks: int = typer.Option(8, help="Tracks per recording kind (expert, perturbed, round)."),
+    rounds: int = typer.Option(
+        len(clikit.default(DemoConfig, "dagger_seeds")),
+        help="Learner-driven (DAgger) rounds after the offline one.",
+    ),
+    tracks: int = typer.Option(
+        len(clikit.default(DemoConfig, "expert_seeds")),
+        help="Tracks per recording kind (expert, perturbed, round).",
+    ),
     steps: int = typer.Option(_DEMO_RECORD.steps, help="Simulator steps per recorded track."),
     eval_seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
     epochs: int = typer.Option(
@@ -335,18 +344,14 @@ def demo(
     drive on unseen tracks, then learner-driven rounds; prints a summary table."""
     from kartplay.sim.demo import run_demo
 
-    base = 100
-    config = DemoConfig(
+    config = DemoConfig.sized(
+        tracks,
+        rounds,
         out=out,
-        expert_seeds=tuple(range(base, base + tracks)),
-        perturbed_seeds=tuple(range(base + tracks, base + 2 * tracks)),
-        dagger_seeds=tuple(
-            tuple(range(base + (2 + r) * tracks, base + (3 + r) * tracks)) for r in range(rounds)
-        ),
         eval_seeds=parse_seeds(eval_seeds),
         record=dataclasses.replace(_DEMO_RECORD, steps=steps),
         epochs=epochs,
-        model=model,
+        model=cast("ModelName", model),
         workers=workers,
     )
     result = run_demo(config, echo=typer.echo)
@@ -459,7 +464,9 @@ def drive_window(
     typer.echo(
         f"{stats.ended}: {stats.steps} policy steps in {stats.elapsed_s:.1f} s "
         f"({stats.policy_fps:.1f} fps), capture→keys p50 {stats.latency_ms_p50:.1f} ms "
-        f"p99 {stats.latency_ms_p99:.1f} ms, {stats.takeovers} takeover(s)"
+        f"p99 {stats.latency_ms_p99:.1f} ms (p50 capture {stats.capture_ms_p50:.1f}, "
+        f"policy {stats.infer_ms_p50:.1f}, keys {stats.keys_ms_p50:.2f} ms; keys p99 "
+        f"{stats.keys_ms_p99:.2f} ms), {stats.takeovers} takeover(s)"
         + (f" → {', '.join(stats.corrections)}" if stats.corrections else "")
     )
 

@@ -64,6 +64,10 @@ class ServerConfig:
             raise ServerError(f"polls_per_step {self.polls_per_step} must be >= 1")
         if not 0 <= self.port <= 65535:
             raise ServerError(f"port {self.port} is out of range")
+        if self.max_connections < 1 or self.max_request_bytes < 1:
+            raise ServerError("max_connections and max_request_bytes must be ≥ 1")
+        if min(self.step_timeout, self.request_timeout, self.idle_timeout) <= 0:
+            raise ServerError("step, request and idle timeouts must be positive")
 
 
 @dataclass

@@ -1,3 +1,4 @@
 """The CarRacing-v3 simulator: pad mapping (``env``), the scripted expert
 (``expert``), collecting sessions (``collect``), closed-loop evaluation
-(``drive``), the ablation (``ablation``) and the main job (``demo``)."""
+(``drive``), the command lines of the stages (``commands``), the ablation
+(``ablation``) and the main job (``demo``)."""

@@ -30,6 +30,7 @@ from kartdata.errors import KartError
 from kartdata.split import SplitConfig
 from kartdata.targets import TargetConfig
 from kartmodel.config import DataOptions
+from kartmodel.models import ModelName
 from kartplay.policy import PolicyConfig
 from kartplay.sim.commands import (
     SIM_TARGETS,
@@ -50,7 +51,7 @@ class AblationConfig:
     out: Path
     seeds: tuple[int, ...] = (11, 12, 13, 14, 15)
     steps: int = 1000
-    model: str = "sepnet"
+    model: ModelName = "sepnet"
     epochs: int = 4
     batch_size: int = 64
     #: Each variant is trained once per seed.
@@ -61,8 +62,15 @@ class AblationConfig:
     variants: tuple[str, ...] = ("all", *(f"no-{f}" for f in FEATURES), "none")
 
     def __post_init__(self) -> None:
+        if not self.train_seeds or not self.variants:
+            raise KartError("the ablation needs training seeds and variants")
+        # unknown variants and bad training options fail before any training
         for v in self.variants:
-            variant_configs(v)  # unknown names fail before any training
+            data, _ = variant_configs(v, self.splits)
+            sim_train_config(
+                self.dataset, data, model=self.model, epochs=self.epochs, batch_size=self.batch_size
+            )
+        DriveConfig(seeds=self.seeds, steps=self.steps)
 
 
 def variant_configs(

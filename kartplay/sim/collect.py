@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from kartdata.errors import KartError
-from kartdata.schema import RECOVERY_TAG, SessionMeta
+from kartdata.schema import IMAGE_FORMATS, RECOVERY_TAG, SessionMeta
 from kartplay.sim.env import DEFAULT_MAPPING, ENV_ID, FPS, Episode, make_env, off_track
 from kartplay.sim.expert import Expert, ExpertConfig
 
@@ -84,6 +84,8 @@ class SimRecordConfig:
     def __post_init__(self) -> None:
         if self.steps <= 0 or self.every <= 0:
             raise KartError("--steps and --every must be positive")
+        if self.image_format not in IMAGE_FORMATS:
+            raise KartError(f"image format {self.image_format!r} is not one of {IMAGE_FORMATS}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Any
 from kartdata import clikit
 from kartdata.errors import KartError
 from kartmodel.config import DataOptions, TrainConfig
+from kartmodel.models import ModelName
 from kartplay.policy import PolicyConfig
 from kartplay.sim.collect import SimRecordConfig
 from kartplay.sim.drive import DriveConfig
@@ -50,7 +51,7 @@ def sim_train_config(
     dataset: str | Path,
     data: DataOptions,
     *,
-    model: str = "sepnet",
+    model: ModelName = "sepnet",
     epochs: int = 4,
     batch_size: int = 64,
     seed: int | None = None,
@@ -59,7 +60,7 @@ def sim_train_config(
     steer, gas and brake with MSE, the checkpoint picked by validation loss."""
     return TrainConfig(
         str(dataset),
-        model=model,  # type: ignore[arg-type]
+        model=model,
         loss="mse",
         height=SIM_SIZE,
         width=SIM_SIZE,

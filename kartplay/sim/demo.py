@@ -27,6 +27,7 @@ from typing import Any
 from kartdata.errors import KartError
 from kartdata.targets import TargetConfig
 from kartmodel.config import DataOptions, TrainConfig
+from kartmodel.models import ModelName
 from kartplay.policy import PolicyConfig
 from kartplay.sim.collect import PerturbConfig, SimRecordConfig
 from kartplay.sim.commands import (
@@ -64,7 +65,7 @@ class DemoConfig:
     #: that are overspeeds (see kartplay.sim.collect).
     perturb: PerturbConfig = field(default_factory=lambda: PerturbConfig(rate=0.5, overspeed=0.5))
     eval_steps: int = 1000
-    model: str = "sepnet"
+    model: ModelName = "sepnet"
     epochs: int = 4
     batch_size: int = 64
     seed: int = 1
@@ -86,6 +87,23 @@ class DemoConfig:
             raise KartError("the perturbed recordings need a perturbation rate > 0")
         # fails now, not after an hour of recording
         self.train_config(self.out / "dataset")
+
+    @classmethod
+    def sized(cls, tracks: int, rounds: int, base: int = 100, **options: Any) -> DemoConfig:
+        """``tracks`` consecutive seeds from ``base`` on for each recording kind:
+        expert, perturbed, then each of ``rounds`` learner-driven rounds."""
+        if tracks < 1 or rounds < 0:
+            raise KartError(f"tracks {tracks} must be ≥ 1 and rounds {rounds} ≥ 0")
+
+        def kind(i: int) -> tuple[int, ...]:
+            return tuple(range(base + i * tracks, base + (i + 1) * tracks))
+
+        return cls(
+            expert_seeds=kind(0),
+            perturbed_seeds=kind(1),
+            dagger_seeds=tuple(kind(2 + r) for r in range(rounds)),
+            **options,
+        )
 
     def train_config(self, dataset: Path) -> TrainConfig:
         return sim_train_config(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kartdata.errors import KartError
 from kartplay.policy import Policy
 from kartplay.sim.env import Episode, Progress, make_env
 from kartplay.sim.expert import Expert, ExpertConfig
@@ -36,6 +37,12 @@ class DriveConfig:
     expert: ExpertConfig = field(default_factory=ExpertConfig)
     #: Drive the expert too (the reference score).
     with_expert: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise KartError("drive: no track seeds")
+        if self.steps < 1 or self.gif_every < 1:
+            raise KartError(f"steps {self.steps} and gif_every {self.gif_every} must be ≥ 1")
 
 
 @dataclass(slots=True)

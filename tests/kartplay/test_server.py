@@ -223,3 +223,9 @@ def test_bad_config_is_rejected():
         ServerConfig(mode="turbo")  # type: ignore[arg-type]
     with pytest.raises(ServerError, match="polls_per_step"):
         ServerConfig(polls_per_step=0)
+    with pytest.raises(ServerError, match="max_connections"):
+        ServerConfig(max_connections=0)
+    with pytest.raises(ServerError, match="timeouts must be positive"):
+        ServerConfig(step_timeout=0)
+    with pytest.raises(ServerError, match="out of range"):
+        ServerConfig(port=70000)
