@@ -102,7 +102,8 @@ def frames(
         if left_out is not None:
             flags = np.r_[np.zeros(sum(len(t) for t in tables), bool), np.ones(len(left_out), bool)]
             tables.append(left_out)
-    chunks = {c: [t.column(c) for t in tables] for c in tables[0].column_names}
+    # Arrow arrays (not ChunkedArrays: pa.chunked_array would walk those value by value)
+    chunks = {c: [a for t in tables for a in t.column(c).chunks] for c in tables[0].column_names}
     del tables
     out: dict[str, Any] = {}
     session = _categorical(chunks.pop("session"), sort=True)
