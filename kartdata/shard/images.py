@@ -1,13 +1,73 @@
-"""How a frame's pixels become the image bytes a shard stores: scaled down to
-fit the encoding's box, then JPEG. The one place that encodes stored images."""
+"""How a frame becomes the image bytes a shard stores: scaled down to fit the
+encoding's box, then JPEG. The one place that encodes stored images.
+
+The cheapest way that gives the stored image is taken (docs/benchmarks.md,
+"Sharding at the per-frame floor", has what each bought):
+
+- a JPEG file already within the box is stored as recorded: its bytes are the
+  stored image (no decode, no second generation of JPEG loss);
+- a larger JPEG file is decoded by libjpeg already scaled down (its DCT scaling,
+  Pillow's draft mode) to the smallest 1/2, 1/4 or 1/8 at least the stored size,
+  and only the rest of the way resized;
+- anything else (PNG, pixels from a packed layout) is decoded in full and
+  reduced in Pillow without going back to numpy in between — the same JPEG
+  bytes as before, a copy of the frame fewer.
+"""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kartdata.errors import SourceError
 from kartdata.manifest import Encoding
+from kartdata.sources.base import Frame, read_image_file
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+_JPEG_SUFFIXES = (".jpg", ".jpeg")
+_JPEG_SOI = b"\xff\xd8\xff"
+_JPEG_EOI = b"\xff\xd9"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """A frame as a shard stores it, and the size it was recorded at."""
+
+    jpeg: bytes
+    height: int
+    width: int
+    #: (width, height) of the recorded frame, for the session's one-size check.
+    source_size: tuple[int, int]
+
+
+def store_frame(frame: Frame, encoding: Encoding) -> StoredImage:
+    """The stored image of ``frame``: SourceError naming the file and frame if
+    it cannot be read."""
+    if frame.file is not None and frame.file.lower().endswith(_JPEG_SUFFIXES):
+        stored = _from_jpeg_file(frame.file, frame.index, encoding)
+        if stored is not None:
+            return stored
+    return store_pixels(frame.image(), encoding)
+
+
+def store_pixels(image: np.ndarray, encoding: Encoding) -> StoredImage:
+    """The stored image of decoded (H, W, 3) uint8 pixels."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    stored = _fit(Image.fromarray(image), encoding)
+    return StoredImage(_jpeg(stored, encoding), stored.height, stored.width, (w, h))
+
+
+def encode_stored_image(image: np.ndarray, encoding: Encoding) -> tuple[bytes, int, int]:
+    """JPEG bytes, height and width of decoded pixels as stored."""
+    s = store_pixels(image, encoding)
+    return s.jpeg, s.height, s.width
 
 
 def resize_to_fit(image: np.ndarray, encoding: Encoding) -> np.ndarray:
@@ -15,21 +75,49 @@ def resize_to_fit(image: np.ndarray, encoding: Encoding) -> np.ndarray:
     from PIL import Image
 
     h, w = image.shape[:2]
-    size = encoding.stored_size(w, h)
-    if size == (w, h):
+    if encoding.stored_size(w, h) == (w, h):
         return image
-    # reducing_gap=1: box-reduce by the integer factor first (exact and fast for
-    # the common 640x480 → 320x240), then bilinear for any remainder.
-    im = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
-    return np.asarray(im)
+    return np.asarray(_fit(Image.fromarray(image), encoding))
 
 
-def encode_stored_image(image: np.ndarray, encoding: Encoding) -> tuple[bytes, int, int]:
-    """JPEG bytes, height and width of a frame as stored."""
+def _fit(im: PILImage, encoding: Encoding) -> PILImage:
     from PIL import Image
 
-    stored = resize_to_fit(image, encoding)
+    size = encoding.stored_size(*im.size)
+    if size == im.size:
+        return im
+    # reducing_gap=1: box-reduce by the integer factor first (exact and fast for
+    # the common 640x480 → 320x240), then bilinear for any remainder.
+    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
+
+
+def _jpeg(im: PILImage, encoding: Encoding) -> bytes:
     buf = io.BytesIO()
     # optimize: per-image Huffman tables, ~15 % smaller for a few % more time
-    Image.fromarray(stored).save(buf, format="JPEG", quality=encoding.quality, optimize=True)
-    return buf.getvalue(), stored.shape[0], stored.shape[1]
+    im.save(buf, format="JPEG", quality=encoding.quality, optimize=True)
+    return buf.getvalue()
+
+
+def _from_jpeg_file(path: str, frame: int, encoding: Encoding) -> StoredImage | None:
+    """A JPEG file kept as it is, or decoded scaled down; ``None`` when the
+    file is not a JPEG after all (its name lied), for the general path."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = read_image_file(path, frame)
+    if not data.startswith(_JPEG_SOI):
+        return None
+    try:
+        im = Image.open(io.BytesIO(data))  # reads the header only
+        size = encoding.stored_size(*im.size)
+        if size == im.size and im.mode == "RGB" and data.rstrip(b"\0").endswith(_JPEG_EOI):
+            # complete, colour and within the box: these bytes are the stored image
+            return StoredImage(data, im.height, im.width, im.size)
+        source_size = im.size
+        im.draft("RGB", size)
+        im.load()
+        im = im.convert("RGB") if im.mode != "RGB" else im
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise SourceError(f"{path}: frame {frame}: corrupt or truncated image ({e})") from None
+    if im.size != size:  # the draft is at least the stored size: the rest of the way
+        im = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
+    return StoredImage(_jpeg(im, encoding), im.height, im.width, source_size)

@@ -24,7 +24,7 @@ from kartdata.schema import (
 from kartdata.shard.context import with_context
 from kartdata.shard.files import StratumWriters
 from kartdata.shard.histogram import HistogramCounter
-from kartdata.shard.images import encode_stored_image
+from kartdata.shard.images import store_frame
 from kartdata.sources.base import Source
 
 #: Frames between two progress reports of a session (``on_frames``).
@@ -78,8 +78,8 @@ def shard_session(
         if verdict and not keep_flagged:
             excluded[verdict] = excluded.get(verdict, 0) + 1
             continue
-        image = frame.image()
-        size = (image.shape[1], image.shape[0])
+        stored = store_frame(frame, encoding)
+        size = stored.source_size
         if first_size is None:
             first_size = size
         elif size != first_size:
@@ -87,14 +87,13 @@ def shard_session(
                 f"{frame.where}: frame {frame.index}: image is {size[0]}x{size[1]}, but the "
                 f"session's first frame is {first_size[0]}x{first_size[1]} (mixed image sizes)"
             )
-        jpeg, height, width = encode_stored_image(image, encoding)
         pad = frame.pad.to_vector()
         stratum = stratum_name(classes.classify(pad[0]), is_recovery(frame.tags))
         record = encode_example(
             FrameExample(
-                image=jpeg,
-                height=height,
-                width=width,
+                image=stored.jpeg,
+                height=stored.height,
+                width=stored.width,
                 session=key,
                 track=meta.track,
                 frame=frame.index,

@@ -37,6 +37,10 @@ class Frame:
     #: Line of the controls table this frame came from (1-based), if any.
     line: int | None
     _load: Callable[[], np.ndarray]
+    #: The image file holding this frame alone, if there is one (not for
+    #: layouts that pack frames into one file): lets the sharder keep or
+    #: scale an already compressed image without decoding it in full.
+    file: str | None = None
 
     def image(self) -> np.ndarray:
         """Pixels as an ``(H, W, 3)`` uint8 RGB array; :class:`SourceError` naming
@@ -87,6 +91,20 @@ def load_image_file(path: Path, frame: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def read_image_file(path: str | Path, frame: int) -> bytes:
+    """An image file's bytes; :class:`SourceError` naming the file and frame
+    when it is missing or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: frame {frame}: image file is missing") from None
+    except PermissionError:
+        raise SourceError(f"{path}: frame {frame}: image file is not readable") from None
+    except OSError as e:
+        raise SourceError(f"{path}: frame {frame}: image file is not readable ({e})") from None
+
+
 def _load_png_fast(path: Path, frame: int) -> np.ndarray | None:
     """8-bit RGB / RGBA PNGs through libspng (~3x faster than Pillow, which
     decoding dominates when sharding); ``None`` for anything else, which Pillow
@@ -95,12 +113,7 @@ def _load_png_fast(path: Path, frame: int) -> np.ndarray | None:
         import pyspng
     except ImportError:
         return None
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SourceError(f"{path}: frame {frame}: image file is missing") from None
-    except PermissionError:
-        raise SourceError(f"{path}: frame {frame}: image file is not readable") from None
+    data = read_image_file(path, frame)
     # IHDR: bit depth at byte 24, colour type at 25 (2 RGB, 6 RGBA)
     if (
         len(data) < 26

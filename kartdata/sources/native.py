@@ -126,6 +126,7 @@ class NativeSession:
                 where=str(img_path),
                 line=line,
                 _load=_loader(img_path, index),
+                file=str(img_path),
             )
 
     def _rows(self) -> Iterator[tuple[int, dict[str, str]]]:

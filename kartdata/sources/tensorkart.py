@@ -130,6 +130,7 @@ class TensorKartSession:
                 where=str(img),
                 line=line,
                 _load=_loader(img, index),
+                file=str(img),
             )
 
     # -- helpers -----------------------------------------------------------
