@@ -9,7 +9,10 @@
 - :mod:`~kartplay.stk.keys`: the key map between the N64 pad and the game's keys.
 - :mod:`~kartplay.stk.display`, :mod:`~kartplay.stk.procs`: Xvfb and child
   processes that never outlive kartkit.
+- :mod:`~kartplay.stk.cli`: ``kartplay stk race`` and ``kartplay stk keymap``.
 - :mod:`~kartplay.stk.replay`: the ghost replays the game ships and writes.
+- :mod:`~kartplay.stk.hud`: the race timer read off the HUD.
+- :mod:`~kartplay.stk.demonstrate`: demonstration sessions from ghost replays.
 
 Nothing is imported eagerly: ``import kartplay.stk.game`` loads what a game needs.
 """

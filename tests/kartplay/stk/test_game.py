@@ -10,6 +10,7 @@ than skipping. One game serves the module's read-only tests (loading takes
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from kartdata.devices import DisplayError, ScreenCapture
 from kartplay.stk.config import CONFIG_DIR, GameConfigError
 from kartplay.stk.display import HeadlessDisplay
 from kartplay.stk.game import GameError, SuperTuxKart, TimeTrial
+from kartplay.stk.highscores import HIGHSCORE_FILE, Highscore, HighscoreError, read_highscores
 from kartplay.stk.install import GameNotInstalledError, UnknownTrackError
 
 
@@ -173,3 +175,47 @@ def test_bad_race_settings_are_one_line() -> None:
         TimeTrial(laps=0)
     with pytest.raises(GameError, match="difficulty 7"):
         TimeTrial(difficulty=7)
+
+
+# A highscore.xml the game wrote at the finish of a real race: lighthouse, one
+# lap, tux, accelerate held and rescue pressed whenever the kart got stuck
+# (docs/stk.md, "Measured"); its race log showed the lap distance wrap to 0 at
+# race time 170.6 s, just after the 170.125 s the game recorded.
+FINISHED = Path(__file__).with_name("data") / "highscore-lighthouse-1lap.xml"
+
+
+def test_the_highscore_file_the_game_wrote_reads_as_that_race() -> None:
+    (h,) = read_highscores(FINISHED)
+    assert h == Highscore(
+        track="lighthouse",
+        mode="HST_STD_TIMETRIAL",
+        laps=1,
+        karts=1,
+        difficulty=3,
+        kart="tux",
+        player="Player",
+        time_s=170.125,
+    )
+
+
+def test_result_is_the_finish_once_the_game_has_written_it(game: SuperTuxKart) -> None:
+    # Runs last in the module: the table is the game's own (it rewrites it
+    # only at a finish, which this race never reaches).
+    table = game.config_dir / HIGHSCORE_FILE
+    assert not game.result().finished
+    other = FINISHED.read_text().replace('kartname="tux"', 'kartname="gnu"')
+    table.write_text(other)
+    assert not game.result().finished  # another kart's time is not this race's
+    shutil.copy(FINISHED, table)
+    result = game.result()
+    assert result.finished and result.time_s == 170.125 and result.distance_m == 0.0
+    assert game.wait_finished(timeout_s=5).finished
+
+
+def test_a_broken_highscore_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / HIGHSCORE_FILE
+    bad.write_text(FINISHED.read_text()[:200])
+    with pytest.raises(HighscoreError, match=r"highscore\.xml:\d+: not valid XML") as e:
+        read_highscores(bad)
+    assert "\n" not in str(e.value)
+    assert read_highscores(tmp_path / "absent.xml") == []
