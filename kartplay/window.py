@@ -341,8 +341,10 @@ class WindowDriver:
                 if self.status is not None and time.monotonic() >= next_status:
                     self.status(self.status_line())
                     next_status = time.monotonic() + c.status_interval_s
-                if period:
-                    delay = period - (time.perf_counter() - t_start)
+                # while a human drives only frames are taken: at most 60 a second
+                pace = period or (1 / 60 if human else 0.0)
+                if pace:
+                    delay = pace - (time.perf_counter() - t_start)
                     if delay > 0:
                         stop.wait(delay)
         except KeyboardInterrupt:

@@ -24,7 +24,9 @@ def xvfb(size: str = "800x600x24") -> Iterator[tuple[subprocess.Popen[bytes], st
         raise RuntimeError("Xvfb is not installed (scripts/setup.sh installs Debian xvfb)")
     r, w = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-screen", "0", size, "-nolisten", "tcp"],
+        # -noreset: without it the server resets whenever its last client leaves,
+        # and a test's next connection can meet the reset half-way
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", size, "-nolisten", "tcp", "-noreset"],
         pass_fds=(w,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
