@@ -221,14 +221,71 @@ def frame_age(build: Path, seconds: float) -> None:
     print(f"  ratio  : screen / ring age p50 {pct(screen_age, 50) / pct(ring_age, 50):.1f}x")
 
 
+GFX_PLUGINS = ("rice", "glide64", "glide64mk2", "arachnoid", "z64")
+
+
+def plugin_survey(build: Path, frames: int) -> None:
+    """Which video plugins give correct frames: every Debian video plugin (and
+    dummy) on a private Xvfb, the ROM drawing with the CPU and with the RDP
+    (a command list sent straight to the DP, run by the plugin's ProcessRDPList)."""
+    from kartplay.stk.display import HeadlessDisplay
+
+    cases = [(draw, bits) for draw in ("cpu", "rdp") for bits in (16, 32)]
+    print(f"frames equal to what the ROM drew, of {frames - 10} (from frame 10 on), 320x240")
+    print("  " + " " * 12 + " ".join(f"{f'{d} {b}-bit':>13}" for d, b in cases))
+    with HeadlessDisplay("640x480") as display:
+        for name in ("dummy", *GFX_PLUGINS):
+            gfx = name if name == "dummy" else str(LIBDIR / f"mupen64plus-video-{name}.so")
+            if name != "dummy" and not Path(gfx).exists():
+                print(f"  {name:<12} not installed (apt-get install mupen64plus-video-{name})")
+                continue
+            cells = [_survey_one(build, gfx, display.name, *case, frames) for case in cases]
+            print(f"  {name:<12}" + " ".join(f"{c:>13}" for c in cells), flush=True)
+
+
+def _survey_one(build: Path, gfx: str, display: str, draw: str, bits: int, frames: int) -> str:
+    video = testrom.Video(bits=bits, draw=draw)  # type: ignore[arg-type]
+    expected = testrom.rdp_words if draw == "rdp" else testrom.pattern_words
+    ring = Path("/dev/shm") / f"kartkit-bench-{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"DISPLAY": display, "KARTBOT_STOP_AFTER": str(frames)}
+        plugin = build / "mupen64plus-input-kartbot-test.so"
+        proc = emulator(Path(tmp), plugin, video, ring, gfx, env)
+        try:
+            with emuframes.FrameRing(ring, wait_s=30) as r:
+                got = list(r.frames(3.0))
+        except emuframes.FrameRingError:
+            got = []
+        finally:
+            end(proc)
+            ring.unlink(missing_ok=True)
+    # The first frames can predate the first picture: judge from frame 10 on.
+    judged = [f for f in got if f.frame >= 10]
+    if not judged:
+        return "none"
+    good, late = 0, 0
+    for f in judged:
+        shown = f.rgb.astype(np.int16)
+        for lag in (0, 1, 2):
+            words = np.array(expected(f.frame - lag, video), np.uint32)
+            want = emuframes.to_rgb(words, video.width, video.height, video.bits)
+            if shown.shape == want.shape and np.abs(shown - want).max() <= 8:
+                good += lag == 0
+                late += lag > 0
+                break
+    return f"{good}/{len(judged)}" + (f" +{late}late" if late else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=600, help="frames per publish-cost run")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the frame-age run")
+    ap.add_argument("--survey-frames", type=int, default=120, help="frames per plugin run")
     args = ap.parse_args()
     build = build_plugin()
     publish_cost(build, args.frames)
     frame_age(build, args.seconds)
+    plugin_survey(build, args.survey_frames)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 ROM_SIZE = 1 << 20
 CODE_OFFSET = 0x40
@@ -101,15 +102,21 @@ class _Asm:
 
 @dataclass(frozen=True)
 class Video:
-    """What the ROM shows: its frame buffer's pixel size and resolution."""
+    """What the ROM shows: its frame buffer's pixel size and resolution, and who
+    draws it: the CPU (``"cpu"``: :func:`pattern_words`) or the RDP (``"rdp"``:
+    a command list sent straight to the DP, :func:`rdp_words`), which only a
+    video plugin that runs RDP commands into RDRAM turns into pixels."""
 
     bits: int = 16
     width: int = 320
     height: int = 240
+    draw: Literal["cpu", "rdp"] = "cpu"
 
     def __post_init__(self) -> None:
         if self.bits not in (16, 32):
             raise ValueError(f"video bits {self.bits} is not 16 or 32")
+        if self.draw not in ("cpu", "rdp"):
+            raise ValueError(f"video draw {self.draw!r} is not cpu or rdp")
         if not (8 <= self.width <= 640 and 8 <= self.height <= 480):
             raise ValueError(f"video {self.width}x{self.height} is outside 8x8..640x480")
         if self.frame_bytes % 16 or self.frame_bytes > FB_STRIDE:
@@ -141,8 +148,34 @@ def pattern_word(frame: int, i: int) -> int:
 
 
 def pattern_words(frame: int, video: Video) -> list[int]:
+    """The words of frame ``frame`` as the CPU draws it (``draw="cpu"``)."""
     base = frame * PATTERN_STEP
     return [(base + i * PATTERN_INC) & 0xFFFFFFFF for i in range(video.frame_bytes // 4)]
+
+
+RDP_BAR = 16  # width of the bar the RDP draws, in pixels
+
+
+def rdp_bar_x(frame: int) -> int:
+    return (frame & 127) * 2
+
+
+def rdp_words(frame: int, video: Video) -> list[int]:
+    """The words of frame ``frame`` as the RDP draws it (``draw="rdp"``): the
+    whole screen filled with ``pattern_word(frame, 0)``, then a bar
+    ``RDP_BAR`` pixels wide at :func:`rdp_bar_x` filled with
+    ``pattern_word(frame, 1)``. A 16-bit fill colour is two pixels, the first
+    in its top half: so is every frame buffer word."""
+    back, bar = pattern_word(frame, 0), pattern_word(frame, 1)
+    x0 = rdp_bar_x(frame)
+    per_word = 2 if video.bits == 16 else 1
+    row = [
+        bar if x0 <= x * per_word < x0 + RDP_BAR else back for x in range(video.width // per_word)
+    ]
+    return row * video.height
+
+
+CMD_ADDR = 0x00280000  # where the ROM writes its RDP command list
 
 
 def _load32(m: _Asm, reg: str, value: int) -> None:
@@ -159,11 +192,61 @@ def _video_setup(m: _Asm, video: Video) -> None:
     _load32(m, "s7", PATTERN_STEP)
 
 
+def _rdp_frame(m: _Asm, video: Video) -> None:
+    """Frame f by the RDP: a 64-byte command list at CMD_ADDR, run by writing
+    DPC_START / DPC_END (the core hands it to the video plugin's ProcessRDPList)."""
+    w, h = video.width, video.height
+    size = 2 if video.bits == 16 else 3
+    m.lui("t7", 0xA000 | (CMD_ADDR >> 16))
+
+    def put(off: int, value: int) -> None:
+        _load32(m, "t8", value)
+        m.sw("t8", off, "t7")
+
+    put(0, 0xFF000000 | (size << 19) | (w - 1))  # Set Color Image: RGBA, size, width
+    m.lui("t1", FB_ADDR >> 16)
+    m.addu("t1", "t1", "t0")
+    m.sw("t1", 4, "t7")  # ... at the back buffer
+    put(8, 0xED000000)  # Set Scissor (0,0) ..
+    put(12, ((w << 2) << 12) | (h << 2))  # .. (w,h), 10.2 fixed point
+    put(16, 0xEF300000)  # Set Other Modes: cycle type fill
+    m.sw("zero", 20, "t7")
+    put(24, 0xF7000000)  # Set Fill Color: the background
+    m.sw("s5", 28, "t7")
+    put(32, 0xF6000000 | (((w - 1) << 2) << 12) | ((h - 1) << 2))  # Fill Rectangle, all
+    m.sw("zero", 36, "t7")
+    put(40, 0xF7000000)  # Set Fill Color: the bar
+    m.addu("t9", "s5", "s6")
+    m.sw("t9", 44, "t7")
+    m.andi("t9", "t5", 127)
+    m.sll("t9", "t9", 1)  # x0
+    m.addiu("t6", "t9", RDP_BAR - 1)
+    m.sll("t6", "t6", 14)  # (x0 + 15) << 2 << 12
+    _load32(m, "t8", 0xF6000000 | ((h - 1) << 2))
+    m.addu("t8", "t8", "t6")
+    m.sw("t8", 48, "t7")  # Fill Rectangle: lower right (x0+15, h-1) ..
+    m.sll("t6", "t9", 14)
+    m.sw("t6", 52, "t7")  # .. upper left (x0, 0)
+    put(56, 0xE9000000)  # Sync Full
+    m.sw("zero", 60, "t7")
+    m.lui("t8", 0xA410)  # DPC
+    m.ori("t6", "zero", 1)
+    m.sw("t6", 0x0C, "t8")  # DPC_STATUS: clear XBUS (commands come from RDRAM)
+    m.lui("t6", CMD_ADDR >> 16)
+    m.sw("t6", 0x00, "t8")  # DPC_START
+    m.addiu("t6", "t6", 64)
+    m.sw("t6", 0x04, "t8")  # DPC_END: run it
+
+
 def _draw_frame(m: _Asm, video: Video) -> None:
     """Draw frame f into buffer f % 2 and show it (VI_ORIGIN)."""
     m.lw("t5", 0, "s1")  # f
     m.andi("t0", "t5", 1)
     m.sll("t0", "t0", FB_STRIDE.bit_length() - 1)
+    if video.draw == "rdp":
+        _rdp_frame(m, video)
+        _show(m)
+        return
     m.lui("t7", 0xA000 | (FB_ADDR >> 16))
     m.addu("t7", "t7", "t0")  # KSEG1 address of the buffer
     _load32(m, "t9", video.frame_bytes)
@@ -176,6 +259,10 @@ def _draw_frame(m: _Asm, video: Video) -> None:
     m.addiu("t7", "t7", 16)
     m.bne("t7", "t8", "draw")
     m.nop()
+    _show(m)
+
+
+def _show(m: _Asm) -> None:
     m.lui("t1", FB_ADDR >> 16)
     m.addu("t1", "t1", "t0")
     m.sw("t1", 0x04, "s2")  # VI_ORIGIN: show it

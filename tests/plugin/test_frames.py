@@ -182,11 +182,11 @@ def test_slow_consumer_loses_frames_counted_while_the_rom_keeps_its_pace(
         np.testing.assert_array_equal(f.rgb, expected_rgb(f.frame, VIDEOS[0]))
         if f.frame < frames:
             assert f.pad_word == log.values[f.frame]
-    # The emulator kept its own pace (the ROM counted one frame per poll, and
-    # frames came far faster than the reader took them).
+    # The emulator kept its own pace (~60 frames/s, speed-limited), not the
+    # reader's (at most 1 / delay_s = 20 frames/s).
     span_s = (got[-1].t_ns - got[0].t_ns) / 1e9
     emulated_fps = (got[-1].frame - got[0].frame) / span_s
-    assert emulated_fps > 3 / delay_s, emulated_fps
+    assert emulated_fps > 1.5 / delay_s, emulated_fps
 
 
 def test_lockstep_agent_acts_on_exactly_the_frame_it_answers(tmp_path, hooked_plugin_so, ring_path):
