@@ -8,7 +8,10 @@ same game and in one run, three phases of ``--seconds`` each:
 2. capture + inference: each grab through the policy (the exported model with
    THE preprocessing inside, then the action selection), nothing sent;
 3. the drive loop itself (:class:`kartplay.window.WindowDriver`): window
-   tracking, capture, policy, pulse-width keys on the XTEST virtual keyboard.
+   tracking, capture, policy, pulse-width keys on the XTEST virtual keyboard
+   (``--max-fps``: its cap on policy steps, 0 = none, as drive-window's);
+4. keys only: the virtual keyboard switching Left on and off each step (what
+   phase 3 adds at most per step, besides finding the window).
 
 Latency is from the start of a capture to the keys sent (phase 3) or to the
 pad decided (phase 2); "added" is what the loop costs beyond capture +
@@ -94,6 +97,7 @@ def main() -> None:
     ap.add_argument("--size", default="320x240", help="The game's window, WxH.")
     ap.add_argument("--format", default="keras", choices=("keras", "tflite"))
     ap.add_argument("--track", default="lighthouse")
+    ap.add_argument("--max-fps", type=float, default=0.0, help="Phase 3's cap (0: none).")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
 
@@ -124,9 +128,15 @@ def main() -> None:
                 keymap=keymap,
                 display=game.display,
                 max_seconds=args.seconds,
+                max_fps=args.max_fps,
             )
             with WindowDriver(config, policy=policy) as driver:
                 stats, fps_c = game_fps(game, driver.run)
+                keyboard = driver.actuator.keyboard  # type: ignore[union-attr]
+                steer = [frozenset({"Up"}), frozenset({"Up", "Left"})]
+                flip = iter(range(1 << 62))
+                keys_ms = timed_loop(args.seconds, lambda: keyboard.set_held(steer[next(flip) % 2]))
+                keyboard.release_all()
             distance = game.frame().distance_m
 
     assert isinstance(grab_ms, list) and isinstance(infer_ms, list)
@@ -142,6 +152,8 @@ def main() -> None:
           f"{pct(infer_ms, 0.99):7.2f} {fps_b:9.1f}")  # fmt: skip
     print(f"{'3 drive loop (capture→keys)':34} {stats.policy_fps:7.1f} "
           f"{stats.latency_ms_p50:7.2f} {stats.latency_ms_p99:7.2f} {fps_c:9.1f}")  # fmt: skip
+    print(f"{'4 keys only (set_held, Left on/off)':34} {len(keys_ms) / (sum(keys_ms) / 1e3):7.1f} "
+          f"{statistics.median(keys_ms):7.3f} {pct(keys_ms, 0.99):7.3f} {'':>9}")  # fmt: skip
     added99 = stats.latency_ms_p99 - pct(infer_ms, 0.99)
     added50 = stats.latency_ms_p50 - statistics.median(infer_ms)
     print(f"loop adds to capture + inference: p50 {added50:+.2f} ms, p99 {added99:+.2f} ms "
@@ -149,7 +161,8 @@ def main() -> None:
     print(f"policy rate / game frame rate: {stats.policy_fps / fps_c:.2f} "
           f"(goal: >= 1); policy rate / capture-only rate: {stats.policy_fps / capture_fps:.2f}")  # fmt: skip
     print(f"drive loop: {stats.steps} steps, capture p50 {stats.capture_ms_p50:.2f} ms, "
-          f"inference p50 {stats.infer_ms_p50:.2f} ms, kart at {distance:.0f} m")  # fmt: skip
+          f"inference p50 {stats.infer_ms_p50:.2f} ms, kart at {distance:.0f} m; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
 
 
 if __name__ == "__main__":
