@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import typer
 
 from kartdata import clikit
+from kartplay.emuframes import EmuRecordConfig
 from kartplay.policy import PolicyConfig
 from kartplay.protocol import DEFAULT_PORT, ServerConfig
 from kartplay.serve import ServeOptions
@@ -154,6 +155,69 @@ def serve(
             player=player,
             status=status,
         )
+    )
+
+
+# -- record-emulator (issue 17): the emulator's own frames, the exact pad ------
+
+
+def _record(name: str) -> Any:
+    return clikit.default(EmuRecordConfig, name)
+
+
+@app.command("record-emulator")
+def record_emulator(
+    out: str = typer.Argument(..., help="New native session directory."),
+    pad: int = typer.Option(0, help="Gamepad (SDL index) the human plays with."),
+    mapping: Path = typer.Option(None, help="Gamepad mapping file (overrides SDL's database)."),
+    ring: str = typer.Option(_record("ring"), help="The plugin's frame ring (KARTBOT_FRAMES)."),
+    every: int = typer.Option(_record("every"), help="Keep every k-th frame (1: all 60 a second)."),
+    host: str = typer.Option(_SERVER.host, help="Address the plugin polls for the pad."),
+    port: int = typer.Option(DEFAULT_PORT, help="TCP port the plugin polls."),
+    game: str = typer.Option(_record("game"), help="Session metadata: game."),
+    track: str = typer.Option(_record("track"), help="Session metadata: track."),
+    player: str = typer.Option(_record("player"), help="Session metadata: player."),
+    image_format: str = typer.Option(_record("image_format"), help="png or jpeg."),
+    wait: float = typer.Option(_record("wait_s"), help="Seconds to wait for the first frame."),
+    max_frames: int = typer.Option(
+        _record("max_frames"), help="Stop after this many frames (0: when the emulator stops)."
+    ),
+) -> None:
+    """Record a human playing from the emulator's own frames: the pad is served
+    to the plugin (free-run) and every frame is stored with the exact pad the
+    game read for it. Start the emulator with KARTBOT_FRAMES set."""
+    import signal
+    import threading
+
+    from kartdata.devices.gamepad import Gamepad, PadMapping
+    from kartplay.emuframes import record_with_pad
+
+    cfg = EmuRecordConfig(
+        out=out,
+        ring=ring,
+        every=every,
+        game=game,
+        track=track,
+        player=player,
+        image_format=image_format,
+        wait_s=wait,
+        max_frames=max_frames,
+    )
+    source = Gamepad(pad, PadMapping.load(mapping) if mapping else None)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    r = record_with_pad(
+        cfg,
+        source,
+        ServerConfig(host=host, port=port),
+        stop=stop,
+        on_ready=lambda a: typer.echo(
+            f"kartplay record-emulator: serving the pad on {a[0]}:{a[1]}, frames from {ring}"
+        ),
+    )
+    typer.echo(
+        f"{r.path}: {r.frames_written} frames (game frames {r.first_frame}..{r.last_frame}),"
+        f" {r.frames_lost} lost"
     )
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import signal
 import struct
 import threading
 import time
@@ -40,6 +39,7 @@ from kartdata.schema import Pad, SessionMeta
 
 from .agent import LatestPads
 from .pad import from_word
+from .protocol import PadServer, ServerConfig
 
 #: Where the plugin's ring lives unless configured otherwise (KARTBOT_FRAMES).
 DEFAULT_RING_PATH = "/dev/shm/kartbot-frames"
@@ -575,25 +575,26 @@ class ServedInput:
         self._thread.join(timeout=5)
 
 
-def record_with_pad(cfg: EmuRecordConfig, source: Any, host: str, port: int) -> EmuRecordResult:
-    """The CLI's recording: serve ``source``'s pad on ``host:port`` (the plugin
-    polls it, free-run) and record until the emulator stops, Ctrl-C, SIGTERM or
-    the ``quit`` hotkey."""
-    from .protocol import PadServer, ServerConfig
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+def record_with_pad(
+    cfg: EmuRecordConfig,
+    source: Any,
+    server: ServerConfig | None = None,
+    *,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[tuple[str, int]], None] | None = None,
+) -> EmuRecordResult:
+    """The recording a human makes: serve ``source``'s pad (an
+    :class:`~kartdata.devices.controls.InputSource`) to the plugin, which polls
+    it free-run, and :func:`record` until the emulator stops, ``stop`` is set
+    or the ``quit`` hotkey is pressed. ``on_ready`` gets the server's address."""
+    stop = stop or threading.Event()
     served = ServedInput(source, stop)
     try:
-        with PadServer(served.mailbox, ServerConfig(host=host, port=port)) as srv:
+        with PadServer(served.mailbox, server or ServerConfig()) as srv:
             served.start()
-            h, p = srv.address
-            print(f"kartplay record-emulator: serving the pad on {h}:{p}, frames from {cfg.ring}")
-            try:
-                result = record(cfg, stop=stop)
-            except KeyboardInterrupt:
-                stop.set()
-                raise
+            if on_ready is not None:
+                on_ready(srv.address)
+            result = record(cfg, stop=stop)
     finally:
         served.close()
         source.close()

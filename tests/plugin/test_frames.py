@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from real_emulator import Emulator, script
+from xvfb import poll
 
 from kartdata.sources import open_source
 from kartplay import emuframes, testrom
@@ -293,3 +294,71 @@ def test_record_writes_each_frame_with_the_pad_the_rom_read(tmp_path, hooked_plu
     report = json.loads(v.stdout)
     (checked,) = report["sessions"]
     assert not checked["unusable"] and checked["frames"] == len(kept), checked["errors"]
+
+
+def test_record_with_a_real_pad_the_game_and_the_session_see_the_same_word(
+    tmp_path, hooked_plugin_so, ring_path
+):
+    """The human's pad (an SDL virtual joystick read through SDL's GameController
+    layer, as hardware is) is served to the plugin, and each recorded frame
+    carries the word the ROM read for it."""
+    from kartdata.devices.gamepad import Gamepad
+    from kartdata.devices.sdl_virtual import SdlVirtualPad
+
+    frames = 150
+    vp = SdlVirtualPad()
+    cfg = emuframes.EmuRecordConfig(out=str(tmp_path / "session"), ring=str(ring_path), wait_s=20)
+    ready: list[tuple[str, int]] = []
+    result: list[emuframes.EmuRecordResult] = []
+    errors: list[BaseException] = []
+    moving = threading.Event()
+
+    def run() -> None:
+        try:
+            result.append(
+                emuframes.record_with_pad(
+                    cfg, Gamepad(vp.index), ServerConfig(port=0), on_ready=ready.append
+                )
+            )
+        except BaseException as e:
+            errors.append(e)
+
+    def steer() -> None:  # the human sweeps the stick while the game runs
+        k = 0
+        while not moving.wait(0.03):
+            vp.set_axis(0, ((k * 37) % 200 - 100) / 100)
+            vp.set_button(0, k % 3 == 0)
+            k += 1
+
+    recorder = threading.Thread(target=run, daemon=True)
+    human = threading.Thread(target=steer, daemon=True)
+    recorder.start()
+    human.start()
+    try:
+        assert poll(lambda: bool(ready or errors), 20) and not errors, errors
+        emu = Emulator(
+            tmp_path,
+            hooked_plugin_so,
+            ready[0][1],
+            frames + 1,
+            VIDEOS[0],
+            KARTBOT_FRAMES=str(ring_path),
+            KARTBOT_FRAMES_SLOTS="64",
+        )
+        try:
+            log = emu.finish()
+        finally:
+            emu.kill()
+        recorder.join(timeout=60)
+    finally:
+        moving.set()
+        human.join(timeout=5)
+        vp.close()
+    assert not recorder.is_alive() and not errors, errors
+    assert result[0].frames_lost == 0 and result[0].frames_written == frames + 1
+    rows = list(open_source(tmp_path / "session").frames())
+    words = [padmod.to_word(r.pad) for r in rows]
+    assert words[:frames] == log.values  # the session's pad is the game's, frame by frame
+    assert len(set(log.values)) >= 5  # and it was the human's moving stick
+    for r in rows[::25]:
+        np.testing.assert_array_equal(r.image(), expected_rgb(r.index, VIDEOS[0]))
