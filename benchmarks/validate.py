@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from kartdata import synth
 from kartdata.sources import open_source
+from kartdata.sources.base import decode_image
 from kartdata.validate import ValidateConfig, analyse
 from kartdata.validate import desktop as dk
 from kartdata.validate import features as ft
@@ -78,7 +79,7 @@ def main() -> None:
         # A few decoded frames, cycled: the pipeline samples a frame it has just
         # decoded (in cache), and a parent holding every decoded frame would make
         # each fork of the workers copy a gigabyte of page tables.
-        images = [ft.decode_bytes(b, "", 0) for b in data[:8]]
+        images = [decode_image(b, "", 0) for b in data[:8]]
         buf = np.empty((n, *ft.SAMPLE, 3), np.uint8)
 
         def describe_all() -> None:
@@ -87,7 +88,7 @@ def main() -> None:
 
         feats = ft._features(
             [
-                (f.index, lambda b=b: ft.decode_bytes(b, "", 0))
+                (f.index, lambda b=b: decode_image(b, "", 0))
                 for f, b in zip(frames, data, strict=True)
             ]
         )[0]
@@ -95,7 +96,7 @@ def main() -> None:
         desktop_cfg = ValidateConfig().desktop
         cases: dict[str, Callable[[], object]] = {
             "Pillow decode": lambda: _each(_pillow, data),
-            "libspng decode": lambda: _each(lambda b: ft.decode_bytes(b, "", 0), data),
+            "libspng decode": lambda: _each(lambda b: decode_image(b, "", 0), data),
             "sample": lambda: [ft.sample(images[k % len(images)], buf[k]) for k in range(n)],
             "features": describe_all,
             "desktop": lambda: dk.detect(blocks, desktop_cfg),

@@ -26,6 +26,7 @@ from kartdata.manifest import Encoding, ShardInfo
 from kartdata.schema import ClassThresholds
 from kartdata.shard.config import Engine
 from kartdata.shard.files import StratumWriters
+from kartdata.shard.images import StoredSpool
 from kartdata.shard.session import ShardedSession, frame_verdicts, shard_session
 from kartdata.sources import open_source
 
@@ -99,17 +100,23 @@ def shard_task(
     """Open, validate (if asked) and shard one recording into ``writers``."""
     # the key the driver matched: computing it again would read every frame again
     source = open_source(task.path, trust_pickle=job.trust_pickle, key=task.key)
-    verdicts = frame_verdicts(source, in_worker=in_worker) if job.validate else {}
-    return shard_session(
-        source,
-        writers,
-        encoding=job.encoding,
-        classes=job.classes,
-        verdicts=verdicts,
-        keep_flagged=job.keep_flagged,
-        key=task.key,
-        on_frames=on_frames,
-    )
+    with StoredSpool(job.encoding) as spool:
+        # validating here decodes every frame: its pixels become the stored
+        # images then and there, and sharding takes them instead of decoding again
+        verdicts = (
+            frame_verdicts(source, in_worker=in_worker, on_image=spool.add) if job.validate else {}
+        )
+        return shard_session(
+            source,
+            writers,
+            encoding=job.encoding,
+            classes=job.classes,
+            verdicts=verdicts,
+            keep_flagged=job.keep_flagged,
+            key=task.key,
+            on_frames=on_frames,
+            spool=spool,
+        )
 
 
 def error_from(kind: str, message: str) -> KartError:

@@ -17,6 +17,7 @@ The cheapest way that gives the stored image is taken (docs/benchmarks.md,
 from __future__ import annotations
 
 import io
+import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,10 +46,61 @@ class StoredImage:
     source_size: tuple[int, int]
 
 
-def store_frame(frame: Frame, encoding: Encoding) -> StoredImage:
-    """The stored image of ``frame``: SourceError naming the file and frame if
-    it cannot be read."""
-    if frame.file is not None and frame.file.lower().endswith(_JPEG_SUFFIXES):
+class StoredSpool:
+    """Stored images made from pixels that validation decoded anyway, for the
+    sharder to take instead of decoding each frame a second time.
+
+    Use :meth:`add` as validation's image observer. The images wait in an
+    unnamed temporary file (a long session's worth is hundreds of MB, and the
+    file goes away with the process, however it ends). JPEG files are left out:
+    :func:`store_frame` has a cheaper way for them than a full decode.
+    """
+
+    def __init__(self, encoding: Encoding) -> None:
+        self.encoding = encoding
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close() / with
+        self._at: dict[int, tuple[int, int, int, int, tuple[int, int]]] = {}
+
+    def add(self, frame: Frame, image: np.ndarray) -> None:
+        if _is_jpeg_file(frame.where):
+            return
+        s = store_pixels(image, self.encoding)
+        offset = self._file.seek(0, io.SEEK_END)
+        self._file.write(s.jpeg)
+        self._at[frame.index] = (offset, len(s.jpeg), s.height, s.width, s.source_size)
+
+    def take(self, index: int) -> StoredImage | None:
+        """Frame ``index``'s stored image, if validation decoded it."""
+        at = self._at.pop(index, None)
+        if at is None:
+            return None
+        offset, n, height, width, source_size = at
+        self._file.seek(offset)
+        return StoredImage(self._file.read(n), height, width, source_size)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> StoredSpool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _is_jpeg_file(path: str | None) -> bool:
+    return path is not None and path.lower().endswith(_JPEG_SUFFIXES)
+
+
+def store_frame(frame: Frame, encoding: Encoding, spool: StoredSpool | None = None) -> StoredImage:
+    """The stored image of ``frame`` (from ``spool`` when it holds it):
+    SourceError naming the file and frame if it cannot be read."""
+    if spool is not None and (stored := spool.take(frame.index)) is not None:
+        return stored
+    if frame.file is not None and _is_jpeg_file(frame.file):
         stored = _from_jpeg_file(frame.file, frame.index, encoding)
         if stored is not None:
             return stored

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kartdata.errors import SourceError
 from kartdata.index import index_row
@@ -24,8 +24,11 @@ from kartdata.schema import (
 from kartdata.shard.context import with_context
 from kartdata.shard.files import StratumWriters
 from kartdata.shard.histogram import HistogramCounter
-from kartdata.shard.images import store_frame
+from kartdata.shard.images import StoredSpool, store_frame
 from kartdata.sources.base import Source
+
+if TYPE_CHECKING:  # the validator is imported only where it runs
+    from kartdata.validate.features import ImageObserver
 
 #: Frames between two progress reports of a session (``on_frames``).
 PROGRESS_EVERY = 64
@@ -39,7 +42,9 @@ class ShardedSession:
     histogram: dict[str, Any]
 
 
-def frame_verdicts(source: Source, *, in_worker: bool = False) -> dict[int, str]:
+def frame_verdicts(
+    source: Source, *, in_worker: bool = False, on_image: ImageObserver | None = None
+) -> dict[int, str]:
     """Frame index → reason the validator flags it (the one call into issue 3):
     verdicts ``kartdata validate`` stored for this recording, else computed now.
     In a shard worker the validator runs in that process (sessions are already
@@ -50,7 +55,7 @@ def frame_verdicts(source: Source, *, in_worker: bool = False) -> dict[int, str]
     config = None
     if in_worker and verdicts.load(source.key) is None:
         config = ValidateConfig(workers=1)
-    return verdicts.frame_verdicts(source, config=config)
+    return verdicts.frame_verdicts(source, config=config, on_image=on_image)
 
 
 def shard_session(
@@ -63,8 +68,10 @@ def shard_session(
     keep_flagged: bool = False,
     key: str | None = None,
     on_frames: Callable[[int], None] | None = None,
+    spool: StoredSpool | None = None,
 ) -> ShardedSession:
-    """Stream one recording into ``writers``; returns what the manifest records."""
+    """Stream one recording into ``writers``; returns what the manifest records.
+    ``spool``: stored images validation already made (decoded once for both)."""
     meta = source.meta
     key = key or source.key
     excluded: dict[str, int] = {}
@@ -78,7 +85,7 @@ def shard_session(
         if verdict and not keep_flagged:
             excluded[verdict] = excluded.get(verdict, 0) + 1
             continue
-        stored = store_frame(frame, encoding)
+        stored = store_frame(frame, encoding, spool)
         size = stored.source_size
         if first_size is None:
             first_size = size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -14,9 +15,15 @@ import numpy as np
 from kartdata.errors import SourceError
 from kartdata.schema import Pad, SessionMeta
 
+try:  # optional accelerator; Pillow decodes everything it does, only slower
+    import pyspng as _spng
+except ImportError:  # pragma: no cover - depends on the install
+    _spng = None
+
 #: Marks an image file that a recording names but that is not there (validate
 #: reports it as a ``missing`` frame; the key must still exist).
 _MISSING = b"\xffmissing"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _READ_CHUNK = 1 << 20
 
 
@@ -70,25 +77,33 @@ class Source(Protocol):
     def frames(self) -> Iterator[Frame]: ...
 
 
-def load_image_file(path: Path, frame: int) -> np.ndarray:
+def load_image_file(path: str | Path, frame: int) -> np.ndarray:
     """Decode an image file fully (a truncated file raises here, not later)."""
-    if path.suffix.lower() == ".png":
-        fast = _load_png_fast(path, frame)
-        if fast is not None:
-            return fast
-    from PIL import Image, UnidentifiedImageError
+    return decode_image(read_image_file(path, frame), str(path), frame)
+
+
+def decode_image(data: bytes, where: str, frame: int) -> np.ndarray:
+    """An image's bytes as (H, W, 3) uint8 RGB: the one decoder of recorded
+    frames, so validation and sharding see the same pixels. PNG goes through
+    libspng (about three times as fast as Pillow's decoder, and decoding is
+    most of the cost of both); 16-bit PNGs keep their high bytes. A corrupt or
+    truncated image is a :class:`SourceError` naming ``where`` and the frame."""
+    if _spng is not None and data.startswith(_PNG_MAGIC):
+        try:
+            arr = _spng.load(data, format="RGB")
+        except Exception as e:  # libspng reports every defect as a RuntimeError
+            raise SourceError(f"{where}: frame {frame}: corrupt or truncated image ({e})") from None
+        if arr.dtype != np.uint8:  # 16-bit PNG
+            arr = (arr >> 8).astype(np.uint8)
+        return arr
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
-            rgb = im.convert("RGB")
-    except FileNotFoundError:
-        raise SourceError(f"{path}: frame {frame}: image file is missing") from None
-    except PermissionError:
-        raise SourceError(f"{path}: frame {frame}: image file is not readable") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise SourceError(f"{path}: frame {frame}: corrupt or truncated image ({e})") from None
-    return np.asarray(rgb, dtype=np.uint8)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:
+        raise SourceError(f"{where}: frame {frame}: corrupt or truncated image ({e})") from None
 
 
 def read_image_file(path: str | Path, frame: int) -> bytes:
@@ -103,32 +118,6 @@ def read_image_file(path: str | Path, frame: int) -> bytes:
         raise SourceError(f"{path}: frame {frame}: image file is not readable") from None
     except OSError as e:
         raise SourceError(f"{path}: frame {frame}: image file is not readable ({e})") from None
-
-
-def _load_png_fast(path: Path, frame: int) -> np.ndarray | None:
-    """8-bit RGB / RGBA PNGs through libspng (~3x faster than Pillow, which
-    decoding dominates when sharding); ``None`` for anything else, which Pillow
-    then decodes."""
-    try:
-        import pyspng
-    except ImportError:
-        return None
-    data = read_image_file(path, frame)
-    # IHDR: bit depth at byte 24, colour type at 25 (2 RGB, 6 RGBA)
-    if (
-        len(data) < 26
-        or data[:8] != b"\x89PNG\r\n\x1a\n"
-        or data[24] != 8
-        or data[25] not in (2, 6)
-    ):
-        return None
-    try:
-        pixels = pyspng.load(data)
-    except RuntimeError as e:
-        raise SourceError(f"{path}: frame {frame}: corrupt or truncated image ({e})") from None
-    if pixels.ndim != 3 or pixels.dtype != np.uint8:
-        return None
-    return pixels if pixels.shape[2] == 3 else np.ascontiguousarray(pixels[..., :3])
 
 
 def fingerprint(*parts: bytes | Path) -> str:

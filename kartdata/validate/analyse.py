@@ -17,7 +17,13 @@ from kartdata.schema import STEERING_CLASSES, SessionMeta
 from kartdata.sources.base import Frame, Source
 from kartdata.validate import classmix, controls, desktop, images, structure, timing
 from kartdata.validate.config import ValidateConfig
-from kartdata.validate.features import Features, PendingFeatures, make_executor, start_features
+from kartdata.validate.features import (
+    Features,
+    ImageObserver,
+    PendingFeatures,
+    make_executor,
+    start_features,
+)
 from kartdata.validate.issues import Issue, error
 
 #: Reason given to a frame whose image file is missing.
@@ -63,9 +69,11 @@ def analyse(
     config: ValidateConfig | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    on_image: ImageObserver | None = None,
 ) -> list[SessionResult]:
     """Validate ``sources`` together: the desktop detector learns what the game
-    looks like from all of them."""
+    looks like from all of them. ``on_image``: see
+    :func:`~kartdata.validate.features.start_features`."""
     from threadpoolctl import threadpool_limits
 
     cfg = config or ValidateConfig()
@@ -74,11 +82,14 @@ def analyse(
     # desktop scorer's threads for the cores — on a busy 2-core machine they
     # made validation ~50x slower.
     with threadpool_limits(1, user_api="blas"):
-        return _analyse(sources, cfg, progress)
+        return _analyse(sources, cfg, progress, on_image)
 
 
 def _analyse(
-    sources: Sequence[Source], cfg: ValidateConfig, progress: Callable[[str], None] | None
+    sources: Sequence[Source],
+    cfg: ValidateConfig,
+    progress: Callable[[str], None] | None,
+    on_image: ImageObserver | None,
 ) -> list[SessionResult]:
     results: list[SessionResult] = []
     feats: list[Features] = []
@@ -92,7 +103,7 @@ def _analyse(
         for src in sources:
             if progress:
                 progress(str(src.path))
-            started = _start(src, cfg, executor)
+            started = _start(src, cfg, executor, on_image)
             if pending is not None:
                 _collect(pending, cfg, results, feats, reasons)
             pending = started
@@ -117,7 +128,9 @@ class _Pending:
     features: PendingFeatures | None
 
 
-def _start(src: Source, cfg: ValidateConfig, executor: Executor | None) -> _Pending:
+def _start(
+    src: Source, cfg: ValidateConfig, executor: Executor | None, on_image: ImageObserver | None
+) -> _Pending:
     """Read the structure, hand the frames to the decoders, and run the checks
     that need only the controls table while they decode."""
     st = structure.read_structure(src)
@@ -135,7 +148,7 @@ def _start(src: Source, cfg: ValidateConfig, executor: Executor | None) -> _Pend
     res.frame_refs = {f.index: f for f in frames}
     if st.meta is None or not frames:
         return _Pending(res, st, None)
-    pending = start_features(frames, executor)
+    pending = start_features(frames, executor, on_image)
     where = str(src.path)
     res.issues += controls.check_controls(where, frames, cfg.controls)
     t_issues, res.rate = timing.check_timing(where, frames, st.meta.fps, cfg.timing)

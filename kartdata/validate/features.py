@@ -14,7 +14,6 @@ reductions over short strided axes (docs/benchmarks.md has the costs per stage).
 from __future__ import annotations
 
 import functools
-import io
 import itertools
 import os
 import threading
@@ -26,14 +25,8 @@ from multiprocessing import get_context
 import numpy as np
 
 from kartdata.errors import SourceError
-from kartdata.sources.base import Frame
+from kartdata.sources.base import Frame, load_image_file
 
-try:  # optional accelerator; Pillow decodes everything it does, only slower
-    import pyspng as _spng
-except ImportError:  # pragma: no cover - depends on the install
-    _spng = None
-
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: The sample every feature is computed on (rows, cols). At 120x160 the
 #: detectors decided the same frames (docs/benchmarks.md) at three times the
 #: cost after decoding.
@@ -96,43 +89,6 @@ class Features:
     @property
     def ok(self) -> np.ndarray:
         return np.array([e is None for e in self.error], dtype=bool)
-
-
-# ---------------------------------------------------------------------------
-# Decoding
-# ---------------------------------------------------------------------------
-
-
-def decode_file(path: str, frame: int) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; :class:`SourceError` naming the file
-    and frame when it is missing, unreadable, corrupt or truncated."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise SourceError(f"{path}: frame {frame}: image file is missing") from None
-    except OSError as e:
-        raise SourceError(f"{path}: frame {frame}: image file is not readable ({e})") from None
-    return decode_bytes(data, path, frame)
-
-
-def decode_bytes(data: bytes, where: str, frame: int) -> np.ndarray:
-    if _spng is not None and data.startswith(_PNG_MAGIC):
-        try:
-            arr = _spng.load(data, format="RGB")
-        except Exception as e:  # libspng reports every defect as a RuntimeError
-            raise SourceError(f"{where}: frame {frame}: corrupt or truncated image ({e})") from None
-        if arr.dtype != np.uint8:  # 16-bit PNG
-            arr = (arr >> 8).astype(np.uint8)
-        return arr
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:
-        raise SourceError(f"{where}: frame {frame}: corrupt or truncated image ({e})") from None
 
 
 # ---------------------------------------------------------------------------
@@ -345,7 +301,7 @@ class _FileLoad:
         self.path, self.index = path, index
 
     def __call__(self) -> np.ndarray:
-        return decode_file(self.path, self.index)
+        return load_image_file(self.path, self.index)
 
 
 def _file_chunk(chunk: list[tuple[int, str]]) -> Part:
@@ -397,26 +353,60 @@ def chunk_bounds(n: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise([*starts, n]))
 
 
+#: Called with each frame and its decoded pixels (see :func:`start_features`).
+ImageObserver = Callable[[Frame, np.ndarray], None]
+
+
+class _Observed:
+    """A loader that also shows what it decoded to an :data:`ImageObserver`."""
+
+    __slots__ = ("frame", "load", "observer")
+
+    def __init__(
+        self, load: Callable[[], np.ndarray], frame: Frame, observer: ImageObserver
+    ) -> None:
+        self.load, self.frame, self.observer = load, frame, observer
+
+    def __call__(self) -> np.ndarray:
+        image = self.load()
+        self.observer(self.frame, image)
+        return image
+
+
 class PendingFeatures:
     """Features being computed by workers (or, without them, on :meth:`result`)."""
 
-    def __init__(self, futures: list[Future[Part]] | None, frames: Sequence[Frame]) -> None:
+    def __init__(
+        self,
+        futures: list[Future[Part]] | None,
+        frames: Sequence[Frame],
+        on_image: ImageObserver | None = None,
+    ) -> None:
         self._futures = futures
         self._frames = frames
+        self._on_image = on_image
 
     def result(self) -> Features:
         if self._futures is not None:
             return _join([f.result() for f in self._futures])
-        items: list[tuple[int, Callable[[], np.ndarray]]] = [
-            (f.index, _FileLoad(f.where, f.index) if file_backed(f) else f.image)
-            for f in self._frames
-        ]
+        items: list[tuple[int, Callable[[], np.ndarray]]] = []
+        for f in self._frames:
+            load = _FileLoad(f.where, f.index) if file_backed(f) else f.image
+            items.append((f.index, _Observed(load, f, self._on_image) if self._on_image else load))
         return _features(items)[0]
 
 
-def start_features(frames: Sequence[Frame], executor: Executor | None) -> PendingFeatures:
+def start_features(
+    frames: Sequence[Frame], executor: Executor | None, on_image: ImageObserver | None = None
+) -> PendingFeatures:
     """Start computing the features of one session's frames; workers decode
-    from paths, so only frames that are image files of their own go to them."""
+    from paths, so only frames that are image files of their own go to them.
+
+    ``on_image`` sees each frame's pixels as they are decoded, so that a caller
+    needing them too (the sharder, validating as it goes) does not decode the
+    frame a second time; the session is then decoded in this process."""
+    if on_image is not None:
+        return PendingFeatures(None, frames, on_image)
     if frames and executor is not None and all(file_backed(f) for f in frames):
         futures = [
             executor.submit(_file_chunk, [(f.index, f.where) for f in frames[a:b]])

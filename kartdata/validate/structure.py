@@ -162,9 +162,9 @@ def _native(source: NativeSession, meta: SessionMeta) -> Structure:
 
 
 def _file_loader(path: str, index: int) -> Callable[[], np.ndarray]:
-    from kartdata.validate.features import decode_file
+    from kartdata.sources.base import load_image_file
 
-    return lambda: decode_file(path, index)
+    return lambda: load_image_file(path, index)
 
 
 def _files(root: Path, referenced: set[str], st: Structure) -> None:

@@ -22,6 +22,7 @@ from kartdata import fs
 from kartdata.errors import SourceError
 from kartdata.sources.base import Source
 from kartdata.validate.config import ValidateConfig
+from kartdata.validate.features import ImageObserver
 
 FORMAT = "kartkit-verdicts"
 VERSION = 1
@@ -92,13 +93,15 @@ def frame_verdicts(
     *,
     config: ValidateConfig | None = None,
     store: str | Path | None = None,
+    on_image: ImageObserver | None = None,
 ) -> dict[int, str]:
     """Frame index → reason (``black``, ``blank``, ``frozen``, ``desktop``,
     ``corrupt``, ``missing``, ``wrong-size``) for each frame to exclude.
 
     Stored verdicts for ``source.key`` are used when present (and, if
     ``config`` is given, made with the same settings); otherwise the session is
-    validated on its own and the result stored.
+    validated on its own and the result stored; ``on_image`` then sees each
+    frame's decoded pixels (:func:`~kartdata.validate.features.start_features`).
     """
     key = source.key
     stored = load(key, store)
@@ -107,7 +110,7 @@ def frame_verdicts(
     from kartdata.validate.analyse import analyse
 
     cfg = config or ValidateConfig()
-    (res,) = analyse([source], cfg)
+    (res,) = analyse([source], cfg, on_image=on_image)
     if res.unusable:
         first = next((i.message for i in res.issues if i.severity == "error"), str(source.path))
         raise SourceError(first)

@@ -173,7 +173,9 @@ def test_permission_denied(tmp_path: Path) -> None:
 def test_worker_killed(tmp_path: Path) -> None:
     ds = tmp_path / "ds"
     manifest = _first_generation(tmp_path, ds)
-    rec = [_noise_session(tmp_path / "rec" / f"s{i}", 20, seed=10 + i) for i in range(2)]
+    # one session long enough to reach the pause point, one too short: only
+    # one worker ever pauses (two would race to write the one flag file)
+    rec = [_noise_session(tmp_path / "rec" / f"s{n}", n, seed=10 + n) for n in (20, 3)]
     flag = tmp_path / "paused"
     proc = subprocess.Popen(
         [sys.executable, str(HOOKS), "shard", *map(str, rec), "--out", str(ds), "--no-validate"],
@@ -209,7 +211,13 @@ def test_worker_killed(tmp_path: Path) -> None:
     ), line
     _assert_as_it_was(tmp_path, ds, manifest)
     # and the driver left no worker of its process group behind
-    assert [p.pid for p in psutil.process_iter() if _group(p.pid) == proc.pid] == []
+    # (a zombie has exited: it waits only for this container's init to reap it)
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if _group(p.pid) == proc.pid and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
+    assert left == [], [(p.pid, p.info) for p in left]
 
 
 def _group(pid: int) -> int | None:

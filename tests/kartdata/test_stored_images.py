@@ -105,3 +105,46 @@ def test_sharded_jpeg_sessions_read_back(tmp_path: Path) -> None:
             if rec == small:
                 assert r.image == Path(f.where).read_bytes()  # as recorded
     assert stored == {}
+
+
+def _records(ds: Path) -> dict[tuple[str, int], bytes]:
+    m = Manifest.load(str(ds))
+    return {
+        (r.session, r.frame): r.image
+        for s in m.shards
+        for r in map(decode_example, read_records(str(ds / s.path), m.encoding.compression))
+    }
+
+
+def test_validating_while_sharding_decodes_each_frame_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kartdata.sources import base
+    from kartdata.validate.verdicts import frame_verdicts
+
+    rec = synth.make_tensorkart(tmp_path / "rec" / "tk", 40, width=320, height=240, seed=2)
+    synth.make_native(tmp_path / "rec" / "n", 30, width=320, height=240, seed=3)
+    # a black frame, so that validation excludes something
+    Image.new("RGB", (320, 240)).save(rec / "img_7.png")
+    decode = base.decode_image
+    decoded: list[str] = []
+
+    def counting(data: bytes, where: str, frame: int) -> np.ndarray:
+        decoded.append(where)
+        return decode(data, where, frame)
+
+    monkeypatch.setattr(base, "decode_image", counting)
+    # validating as it goes (no verdicts stored): one decode a frame, for both
+    monkeypatch.setenv("KARTKIT_CACHE", str(tmp_path / "fresh"))
+    shard([tmp_path / "rec"], tmp_path / "inline", ShardConfig(workers=0))
+    assert len(decoded) == len(set(decoded)) == 70
+    # verdicts stored first (kartdata validate), then sharded: the same dataset
+    monkeypatch.setenv("KARTKIT_CACHE", str(tmp_path / "stored"))
+    for s in (rec, tmp_path / "rec" / "n"):
+        frame_verdicts(open_source(s))
+    decoded.clear()
+    shard([tmp_path / "rec"], tmp_path / "after", ShardConfig(workers=0))
+    assert len(decoded) == 69  # the sharder decodes every frame it keeps
+    inline, after = _records(tmp_path / "inline"), _records(tmp_path / "after")
+    assert inline == after and len(inline) == 69
+    assert (open_source(rec).key, 7) not in inline
