@@ -4,11 +4,13 @@ an exit code, never a traceback."""
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import re
 import sys
 import threading
 import warnings
+from typing import Any
 
 import typer
 
@@ -81,3 +83,14 @@ def _filter_native_stderr() -> None:
         t.join(timeout=2)
 
     atexit.register(restore)
+
+
+def default(config: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``config``: a flag's
+    default comes from its config, so the two cannot drift apart."""
+    f = next(f for f in dataclasses.fields(config) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise TypeError(f"{config.__name__}.{name} has no default")

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from kartdata.errors import DatasetError
 from kartdata.schema import PAD_FIELDS, PAD_INDEX, STEERING_CLASSES, ClassThresholds
+
+#: The named target kinds (any other kind is a tuple of pad field names).
+#: TensorKart's five outputs (:data:`TENSORKART_FIELDS`).
+TENSORKART: Final = "tensorkart"
+#: CTR-AI's three steering classes, left/straight/right, from x.
+CLASS3: Final = "class3"
 
 #: TensorKart's output vector: stick x, stick y, A, B, R.
 TENSORKART_FIELDS: tuple[str, ...] = ("x", "y", "a", "b", "r")
@@ -32,7 +38,7 @@ class TargetConfig:
     over neighbouring frames, applied to ``smooth_fields``. ``lookahead``: the
     target is the pad ``lookahead`` frames after the image."""
 
-    kind: str | tuple[str, ...] = "tensorkart"
+    kind: str | tuple[str, ...] = TENSORKART
     smoothing: int = 1
     lookahead: int = 0
     smooth_fields: tuple[str, ...] = ("x", "y")
@@ -40,9 +46,9 @@ class TargetConfig:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        if self.kind == "tensorkart":
+        if self.kind == TENSORKART:
             return TENSORKART_FIELDS
-        if self.kind == "class3":
+        if self.kind == CLASS3:
             return ("x",)
         if isinstance(self.kind, str):
             return (self.kind,)
@@ -50,7 +56,7 @@ class TargetConfig:
 
     @property
     def size(self) -> int:
-        if self.kind == "class3":
+        if self.kind == CLASS3:
             return len(STEERING_CLASSES) if self.class_format == "onehot" else 1
         return len(self.fields)
 
@@ -100,7 +106,7 @@ def make_targets(context: Any, config: TargetConfig, radius: int, classes: Class
     import tensorflow as tf
 
     pads = effective_pads(context, config, radius)
-    if config.kind == "class3":
+    if config.kind == CLASS3:
         x = pads[:, PAD_INDEX["x"]]
         index = tf.where(
             x < classes.left_below,
