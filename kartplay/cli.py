@@ -236,6 +236,11 @@ _DRIVE = DriveConfig()
 SIM_DRIVE_SEED = 0
 
 
+def _seeds(seeds: tuple[int, ...]) -> str:
+    """Seeds as a flag value (:func:`~kartplay.sim.env.parse_seeds` reads it back)."""
+    return ",".join(map(str, seeds))
+
+
 @sim_app.command("record")
 def sim_record(
     out: Path = typer.Option(..., "--out", help="Directory to write sessions into."),
@@ -293,7 +298,7 @@ def sim_record(
 @sim_app.command("drive")
 def sim_drive(
     model: str = typer.Argument(..., help="Exported model directory (kartmodel export)."),
-    seeds: str = typer.Option("11,12,13,14,15", help="Track seeds: 11,12,13 or 100-115."),
+    seeds: str = typer.Option(_seeds(_DRIVE.seeds), help="Track seeds: 11,12,13 or 100-115."),
     steps: int = typer.Option(_DRIVE.steps, help="Simulator steps per track (50 per second)."),
     gif: Path = typer.Option(None, help="Animated GIF of the first seed's run."),
     plot: Path = typer.Option(None, help="PNG plot of the scores."),
@@ -347,7 +352,9 @@ def sim_drive(
 def sim_ablation(
     dataset: str = typer.Argument(..., help="Dataset (kartdata shard) of simulator sessions."),
     out: Path = typer.Option(..., "--out", help="Directory for runs, models and reports."),
-    seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
+    seeds: str = typer.Option(
+        _seeds(clikit.default(AblationConfig, "seeds")), help="Unseen track seeds to score on."
+    ),
     steps: int = typer.Option(
         clikit.default(AblationConfig, "steps"), help="Simulator steps per track."
     ),
@@ -357,7 +364,7 @@ def sim_ablation(
     epochs: int = typer.Option(clikit.default(AblationConfig, "epochs")),
     model: str = typer.Option(clikit.default(AblationConfig, "model")),
     train_seeds: str = typer.Option(
-        ",".join(map(str, clikit.default(AblationConfig, "train_seeds"))),
+        _seeds(clikit.default(AblationConfig, "train_seeds")),
         help="Training seeds; each variant trains once per seed.",
     ),
 ) -> None:
@@ -397,7 +404,9 @@ def demo(
         help="Tracks per recording kind (expert, perturbed, round).",
     ),
     steps: int = typer.Option(_DEMO_RECORD.steps, help="Simulator steps per recorded track."),
-    eval_seeds: str = typer.Option("11-15", help="Unseen track seeds to score on."),
+    eval_seeds: str = typer.Option(
+        _seeds(clikit.default(DemoConfig, "eval_seeds")), help="Unseen track seeds to score on."
+    ),
     epochs: int = typer.Option(
         clikit.default(DemoConfig, "epochs"), help="Training epochs per round."
     ),
