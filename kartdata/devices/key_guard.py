@@ -14,8 +14,13 @@ once connected.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import time
+
+#: How often the guard looks at its pipe (s): its delay in releasing after a kill.
+POLL_S = 0.05
 
 
 def main() -> int:
@@ -42,10 +47,24 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, terminated)
     print("ready", flush=True)
-    for line in sys.stdin:
-        op, _, code = line.partition(" ")
-        if code.strip().isdigit():
-            (held.add if op == "d" else held.discard)(int(code))
+    # polled, not waited on: a write from the keyboard then never wakes this
+    # process, so the key path pays a plain pipe write and no context switch
+    fd = sys.stdin.fileno()
+    os.set_blocking(fd, False)
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            time.sleep(POLL_S)
+            continue
+        if not chunk:
+            break  # the keyboard's end, whatever it was
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            op, _, code = line.decode().partition(" ")
+            if code.isdigit():
+                (held.add if op == "d" else held.discard)(int(code))
     release()
     d.close()
     return 0

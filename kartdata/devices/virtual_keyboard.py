@@ -16,6 +16,7 @@ outright.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import subprocess
 import sys
@@ -105,8 +106,7 @@ class VirtualKeyboard:
         if self._guard is None or self._guard.stdin is None or not lines:
             return
         try:
-            self._guard.stdin.write(lines.encode())
-            self._guard.stdin.flush()
+            os.write(self._guard.stdin.fileno(), lines.encode())
         except OSError:  # the guard died: keys are still released by close()
             self._guard = None
 
@@ -136,6 +136,7 @@ def _start_guard(display: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "kartdata.devices.key_guard", display],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        bufsize=0,
     )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], GUARD_START_S)
