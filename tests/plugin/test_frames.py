@@ -362,3 +362,101 @@ def test_record_with_a_real_pad_the_game_and_the_session_see_the_same_word(
     assert len(set(log.values)) >= 5  # and it was the human's moving stick
     for r in rows[::25]:
         np.testing.assert_array_equal(r.image(), expected_rgb(r.index, VIDEOS[0]))
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PilotNet (66x200, outputs x, a, b) with random seeded weights, exported by
+    the real kartmodel.artifact; its output layer scaled up so that the pad
+    depends on the frame."""
+    import keras
+
+    from kartdata.schema import ClassThresholds
+    from kartdata.targets import TargetConfig
+    from kartmodel.artifact import export
+    from kartmodel.config import DataOptions, TrainConfig
+    from kartmodel.run import BEST_WEIGHTS, Run
+
+    keras.utils.set_random_seed(5)
+    config = TrainConfig(
+        "unused",
+        model="pilotnet",
+        height=66,
+        width=200,
+        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    )
+    run = Run(tmp_path_factory.mktemp("emu-serve") / "run", config, ClassThresholds())
+    run.save()
+    model = run.build_model()
+    out = model.get_layer("outputs")
+    out.set_weights([w * 20 for w in out.get_weights()])
+    model.save_weights(str(run.file(BEST_WEIGHTS)))
+    return export(run.path, "keras")
+
+
+def test_serve_frames_emulator_lockstep_acts_on_each_frame_exactly(
+    tmp_path, hooked_plugin_so, ring_path, tiny_artifact
+):
+    """`kartplay serve MODEL --frames emulator --mode lockstep`, built by the same
+    Serving the CLI runs: the game reads, at poll N, the policy's pad for frame N
+    (the plugin's trace gives the word each poll returned and the ROM's counter)."""
+    from kartmodel.artifact import load_artifact
+    from kartplay.policy import Policy, PolicyConfig
+    from kartplay.serve import ServeOptions, Serving
+
+    steps = 90
+    with PadServer(ScriptedPads({}), ServerConfig(port=0)) as probe:
+        port = probe.address[1]  # a free port for the plugin to find the server at
+    opts = ServeOptions(
+        model=str(tiny_artifact),
+        frames="emulator",
+        frames_ring=str(ring_path),
+        window_wait=30,
+        server=ServerConfig(port=port, mode="lockstep", step_timeout=20),
+        policy=PolicyConfig(button_threshold=0.3),
+        status=False,
+    )
+    # Serve sizes the policy on the emulator's first frame, so the emulator
+    # starts first; until the server listens the plugin serves the neutral pad.
+    emu = Emulator(
+        tmp_path,
+        hooked_plugin_so,
+        port,
+        10**9,  # no stop: this test ends the emulator itself
+        VIDEOS[0],
+        KARTBOT_MODE="lockstep",
+        KARTBOT_TIMEOUT_MS="20000",
+        KARTBOT_FRAMES=str(ring_path),
+    )
+    serving: list[Serving] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            serving.append(Serving(opts).start())
+        except BaseException as e:
+            errors.append(e)
+
+    builder = threading.Thread(target=start, daemon=True)
+    builder.start()
+    try:
+        assert poll(lambda: bool(serving or errors), 120) and not errors, errors
+        s = serving[0]
+        assert s.feed is not None
+        assert poll(lambda: len(s.feed.frames_used) > steps, 60), len(s.feed.frames_used)
+        s.check()
+        used = list(s.feed.frames_used)[:steps]
+        traced = {n - 1: (word, counter) for n, word, counter in emu.polls()}
+    finally:
+        emu.kill()
+        builder.join(timeout=120)
+        for srv in serving:
+            srv.close()
+    # One step per frame, none skipped, from the one where the server came up.
+    first = used[0]
+    assert used == list(range(first, first + steps))
+    policy = Policy(load_artifact(tiny_artifact), PolicyConfig(button_threshold=0.3))
+    want = [padmod.to_word(policy.act(expected_rgb(n, VIDEOS[0]))) for n in used]
+    assert [traced[n][1] for n in used] == used  # poll N: the ROM had drawn frame N
+    assert [traced[n][0] for n in used] == want  # ... and read the pad for frame N
+    assert len(set(want)) > 1  # the pads depend on the frame, so exactness means something
