@@ -8,6 +8,10 @@ APT_PACKAGES=(
   # the real emulator, headless (plugin tests)
   libmupen64plus-dev libmupen64plus2 mupen64plus-ui-console mupen64plus-rsp-hle
   mupen64plus-video-rice mupen64plus-audio-sdl mupen64plus-data
+  # every Debian video plugin, for benchmarks/emuframes.py's survey (Glide64 shows
+  # a CPU-drawn frame buffer, for its frame-age run)
+  mupen64plus-video-glide64 mupen64plus-video-glide64mk2 mupen64plus-video-z64
+  mupen64plus-video-arachnoid
   # building and fuzzing the C plugin
   build-essential clang libclang-rt-14-dev binutils-mips-linux-gnu
   # a real X display for capture / recorder / desktop-detector tests
