@@ -126,30 +126,39 @@ def _down(display: str, names: list[str]) -> set[str]:
 
 
 def test_drive_window_plays_the_model_on_the_real_game_and_a_kill_releases_the_keys(
-    game: SuperTuxKart, right_and_gas: Path, tmp_path: Path
+    right_and_gas: Path, tmp_path: Path
 ) -> None:
     keymap = write_keymap(tmp_path / "stk-keys.json")
-    drive = subprocess.Popen(
-        [sys.executable, "-m", "kartplay.cli", "drive-window", str(right_and_gas),
-         "--window", WINDOW_TITLE, "--keymap", str(keymap), "--display", game.display],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        # The model loads (TensorFlow: seconds), then gas and full right are held.
-        held = poll(lambda: _down(game.display, ["Up", "Right"]) == {"Up", "Right"}, 90)
-        assert held, (drive.poll(), drive.stderr.read1(4000) if drive.poll() is not None else "")  # type: ignore[union-attr]
-        assert _down(game.display, ["Left", "Down"]) == set()
-        moving = game.log.wait_for(lambda f: f is not None and f.distance_m > 5.0, 30)
-        assert moving is not None, f"the kart did not move: {game.frame()}"
-        with ScreenCapture(game.display) as cap:
-            turned = total_shift(_frames_while(game, cap, 1.0))
-        assert turned < -TURNED_PX, turned  # a right turn: the scenery slides left
-        assert drive.poll() is None
-    finally:
-        drive.send_signal(signal.SIGKILL)
-        drive.wait(timeout=10)
-    # Killed outright, no finally of its own ran: its key guard lets go of the keys.
-    assert poll(lambda: _down(game.display, STK_NAMES) == set(), 10), _down(game.display, STK_NAMES)
+    with SuperTuxKart(TimeTrial("lighthouse", laps=1)) as game:
+        # Started while the game loads: TensorFlow and the model load meanwhile.
+        drive = subprocess.Popen(
+            [sys.executable, "-m", "kartplay.cli", "drive-window", str(right_and_gas),
+             "--window", WINDOW_TITLE, "--keymap", str(keymap), "--display", game.display,
+             "--window-wait", "60"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            game.wait_race()
+            # Once the model runs, gas and full right are held.
+            held = poll(lambda: _down(game.display, ["Up", "Right"]) == {"Up", "Right"}, 90)
+            assert held, (
+                drive.poll(),
+                drive.stderr.read1(4000) if drive.poll() is not None else "",
+            )  # type: ignore[union-attr]
+            assert _down(game.display, ["Left", "Down"]) == set()
+            moving = game.log.wait_for(lambda f: f is not None and f.distance_m > 5.0, 30)
+            assert moving is not None, f"the kart did not move: {game.frame()}"
+            with ScreenCapture(game.display) as cap:
+                turned = total_shift(_frames_while(game, cap, 1.0))
+            assert turned < -TURNED_PX, turned  # a right turn: the scenery slides left
+            assert drive.poll() is None
+        finally:
+            drive.send_signal(signal.SIGKILL)
+            drive.wait(timeout=10)
+        # Killed outright, no finally of its own ran: its key guard lets go of the keys.
+        assert poll(lambda: _down(game.display, STK_NAMES) == set(), 10), _down(
+            game.display, STK_NAMES
+        )
 
 
 STK_NAMES = sorted(STK_KEYMAP.key_names())
