@@ -17,6 +17,7 @@ from kartdata.errors import DatasetError
 from kartdata.index import (
     DICTIONARY_COLUMNS,
     INDEX_COLUMNS,
+    arrow_schema,
     as_expression,
     empty_index,
     read_index_table,
@@ -85,6 +86,7 @@ def frames(
     too (``excluded`` True, no pad or record), as far as the verdict store
     still holds their sessions' verdicts."""
     import pandas as pd
+    import pyarrow as pa
 
     wanted = list(columns) if columns is not None else list(FRAME_COLUMNS)
     unknown = [c for c in wanted if c not in FRAME_COLUMNS]
@@ -102,8 +104,7 @@ def frames(
         if left_out is not None:
             flags = np.r_[np.zeros(sum(len(t) for t in tables), bool), np.ones(len(left_out), bool)]
             tables.append(left_out)
-    # Arrow arrays (not ChunkedArrays: pa.chunked_array would walk those value by value)
-    chunks = {c: [a for t in tables for a in t.column(c).chunks] for c in tables[0].column_names}
+    chunks = _arrays(tables)
     del tables
     out: dict[str, Any] = {}
     session = _categorical(chunks.pop("session"), sort=True)
@@ -113,6 +114,7 @@ def frames(
     frame = frame[order]
     out["session"], out["frame"] = session, frame
     starts = np.flatnonzero(np.r_[True, session.codes[1:] != session.codes[:-1]])
+    pool = pa.default_memory_pool()
     for name in [c for c in FRAME_COLUMNS if c in chunks]:
         arr = chunks.pop(name)
         if name in DICTIONARY_COLUMNS or name == "shard":
@@ -120,6 +122,10 @@ def frames(
             out[name] = pd.Categorical.from_codes(cat.codes[order], cat.categories)
         else:
             out[name] = _numpy(arr)[order]
+        # each column's Arrow memory back to the system as soon as it is
+        # converted: at 10 M rows this is what keeps the peak near the table's size
+        del arr
+        pool.release_unused()
     n = len(frame)
     if "time_s" in wanted:
         t = out["t_ns"].astype(np.float64)
@@ -172,6 +178,18 @@ def _read_tables(
     return tables
 
 
+def _arrays(tables: list[Any]) -> dict[str, list[Any]]:
+    """Column → its Arrow arrays across ``tables`` (at least one, maybe empty).
+    Arrays, not ChunkedArrays: ``pa.chunked_array`` would walk those value by value."""
+    import pyarrow as pa
+
+    schema = tables[0].schema
+    return {
+        c: [a for t in tables for a in t.column(c).chunks] or [pa.array([], schema.field(c).type)]
+        for c in schema.names
+    }
+
+
 def _categorical(chunks: list[Any], *, sort: bool = False) -> Any:
     """Dictionary (or string) chunks as one pandas Categorical; with ``sort``,
     its categories in lexical order (so codes sort as the strings do)."""
@@ -198,7 +216,8 @@ def _sort_order(session_codes: np.ndarray, frame: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     offset = frame.min()
     if frame.max() - offset < (1 << 31):
-        key = (session_codes.astype(np.int64) << 32) | (frame - offset).astype(np.int64)
+        key = session_codes.astype(np.int64) << 32
+        key |= frame - offset
         return np.argsort(key, kind="stable")
     return np.lexsort((frame, session_codes))
 
@@ -212,27 +231,24 @@ def _excluded_table(manifest: Manifest, tables: list[Any], filters: Any, store: 
         from kartdata.validate import verdicts
     except ImportError:  # a kartkit without the validator
         return None
+    import pyarrow.compute as pc
+
+    stored = {s.key: (s, verdicts.load(s.key, store)) for s in manifest.sessions if s.excluded}
+    stored = {k: v for k, v in stored.items() if v[1] is not None}
+    if not stored:
+        return None
+    # frames of those sessions the shards hold anyway (kept with --keep-flagged)
+    keys = pa.array(sorted(stored))
+    have: set[tuple[str, int]] = set()
+    for t in tables:
+        mine = t.filter(pc.is_in(t.column("session"), value_set=keys))
+        sessions, frames_ = mine.column("session").to_pylist(), mine.column("frame").to_pylist()
+        have.update(zip(sessions, frames_, strict=True))
     rows = []
-    have: set[tuple[str, int]] | None = None
-    for s in manifest.sessions:
-        if not s.excluded:
-            continue
-        stored = verdicts.load(s.key, store)
-        if stored is None:
-            continue
-        if have is None:
-            have = set()
-            for t in tables:
-                have.update(
-                    zip(
-                        t.column("session").cast(pa.string()).to_pylist(),
-                        t.column("frame").to_pylist(),
-                        strict=True,
-                    )
-                )
-        for frame, reason in stored["verdicts"].items():
-            if (s.key, int(frame)) not in have:
-                rows.append((s.key, s.track, int(frame), reason))
+    for key, (s, verdict_file) in stored.items():
+        for frame, reason in verdict_file["verdicts"].items():
+            if (key, int(frame)) not in have:
+                rows.append((key, s.track, int(frame), reason))
     if not rows:
         return None
     n = len(rows)
@@ -244,22 +260,27 @@ def _excluded_table(manifest: Manifest, tables: list[Any], filters: Any, store: 
         "stratum": [""] * n,
         "tags": [""] * n,
     }
+    # every index column, so that filters on any of them apply; then the
+    # columns the shards' tables hold
+    full = arrow_schema()
     template = tables[0].schema
     arrays = {}
-    for name in template.names:
+    for name in [*INDEX_COLUMNS, *(["shard"] if "shard" in template.names else [])]:
         if name in strings:
             arrays[name] = pa.array(strings[name]).dictionary_encode().cast(dictionary)
         elif name == "shard":
             arrays[name] = pa.array([""] * n).dictionary_encode().cast(dictionary)
         elif name == "frame":
-            arrays[name] = pa.array([r[2] for r in rows], template.field(name).type)
+            arrays[name] = pa.array([r[2] for r in rows], full.field(name).type)
         elif name in ("t_ns", "record"):
-            arrays[name] = pa.array([-1] * n, template.field(name).type)
+            arrays[name] = pa.array([-1] * n, full.field(name).type)
         else:  # the pad: none
-            arrays[name] = pa.nulls(n, template.field(name).type)
+            arrays[name] = pa.nulls(n, full.field(name).type)
     table = pa.table(arrays)
     expr = as_expression(filters)
-    return table.filter(expr) if expr is not None else table
+    if expr is not None:
+        table = table.filter(expr)
+    return table.select(template.names)
 
 
 def sessions(dataset: str, splits: SplitConfig = SplitConfig()) -> Any:

@@ -66,11 +66,21 @@ def test_shard_info_verify_round(tmp_path: Path) -> None:
     assert "22 frames in" in text and "crash_cove" in text
     v = kartdata(tmp_path, "verify", str(ds))
     assert v.returncode == 0 and v.stdout.startswith("ok: ")
+    fast = kartdata(tmp_path, "verify", "--no-hash", str(ds))
+    assert fast.returncode == 0 and "22 records" in fast.stdout and "not re-hashed" in fast.stdout
     m = Manifest.load(str(ds))
-    (ds / m.shards[0].path).write_bytes(b"not a shard")
+    shard0 = ds / m.shards[0].path
+    data = bytearray(shard0.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only re-hashing sees it
+    shard0.write_bytes(bytes(data))
+    assert kartdata(tmp_path, "verify", "--no-hash", str(ds)).returncode == 0
     v = kartdata(tmp_path, "verify", str(ds))
     assert v.returncode == 1 and f"error: {m.shards[0].path}" in v.stderr
-    assert "Traceback" not in v.stderr
+    shard0.write_bytes(b"not a shard")
+    for args in (["verify"], ["verify", "--no-hash"]):
+        v = kartdata(tmp_path, *args, str(ds))
+        assert v.returncode == 1 and f"error: {m.shards[0].path}" in v.stderr, args
+        assert "Traceback" not in v.stderr
 
 
 HOOKS = Path(__file__).with_name("shard_hooks.py")

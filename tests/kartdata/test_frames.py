@@ -145,14 +145,21 @@ def test_columns_and_filters_are_read_from_the_index(
 
     full = kartdata.frames(str(dataset))
     reads: list[tuple[list[str], int]] = []
-    real = pq.read_table
+    read_file, read_table = pq.ParquetFile.read, pq.read_table
 
-    def spy(*args: object, **kw: object):  # type: ignore[no-untyped-def]
-        table = real(*args, **kw)  # type: ignore[arg-type]
-        reads.append((list(kw["columns"]), len(table)))  # type: ignore[arg-type]
+    def spy_file(self: pq.ParquetFile, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+        table = read_file(self, *args, **kw)  # type: ignore[arg-type]
+        reads.append((table.column_names, len(table)))
         return table
 
-    monkeypatch.setattr(pq, "read_table", spy)
+    def spy_table(*args: object, **kw: object):  # type: ignore[no-untyped-def]
+        table = read_table(*args, **kw)  # type: ignore[arg-type]
+        reads.append((table.column_names, len(table)))
+        return table
+
+    # what pyarrow itself hands back from the files
+    monkeypatch.setattr(pq.ParquetFile, "read", spy_file)
+    monkeypatch.setattr(pq, "read_table", spy_table)
     two = kartdata.frames(str(dataset), columns=["session", "x"])
     assert list(two.columns) == ["session", "x"] and len(two) == len(full)
     # only the columns asked for, plus the sort keys: no pad buttons, tags, ...

@@ -40,3 +40,6 @@ def test_explore_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )
     assert images >= 5  # class mix, steering, flagged gallery, sample strip, training batch
     assert "2 flagged frames" in outputs
+    assert "hard-left frames on" in outputs
+    # the DuckDB query over the Parquet sidecars ran (its table is shown)
+    assert "mean_abs_x" in outputs and "DuckDB is not installed" not in outputs
