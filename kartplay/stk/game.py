@@ -17,6 +17,7 @@ exit path::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -188,6 +189,9 @@ class SuperTuxKart:
     def _gone(self, waiting_for: str) -> GameError:
         assert self.proc is not None and self.log is not None
         code = self.proc.poll()
+        if code is None and self.log.ended:  # its output closed as it exits: the code follows
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(timeout=5)
         why = f"exited with code {code}" if code is not None else "stopped logging"
         tail = self.log.tail()
         return GameError(f"SuperTuxKart {why} before {waiting_for}" + (f": {tail}" if tail else ""))
