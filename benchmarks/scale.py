@@ -352,7 +352,9 @@ from kartdata import views
 t0 = time.perf_counter()
 out = {}
 if kind == "frames_all":
-    out["rows"] = len(kartdata.frames(ds))
+    df = kartdata.frames(ds)
+    out["rows"] = len(df)
+    out["bytes_per_row"] = float(df.memory_usage(deep=True).sum()) / max(len(df), 1)
 elif kind == "frames_two":
     out["rows"] = len(kartdata.frames(ds, columns=["session", "x"]))
 elif kind == "prepare":
@@ -403,6 +405,31 @@ def _cli(ds: Path, *args: str) -> dict:
     return _child("cli", ds, *args)
 
 
+def as_csv_index(src: Path, dst: Path) -> None:
+    """A copy of ``src`` as kartkit wrote datasets before the Parquet index
+    (gzip CSV sidecars, manifest version 1): the baseline of the index change."""
+    import csv
+    import gzip
+    import json
+
+    import pyarrow.parquet as pq
+
+    from kartdata.index import INDEX_COLUMNS
+
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    for s in manifest["shards"]:
+        table = pq.read_table(dst / s["index"])
+        (dst / s["index"]).unlink()
+        s["index"] = s["index"].replace(".index.parquet", ".index.csv.gz")
+        with gzip.open(dst / s["index"], "wt", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(INDEX_COLUMNS)
+            w.writerows([row[c] for c in INDEX_COLUMNS] for row in table.to_pylist())
+    manifest["version"] = 1
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+
+
 def dataset_scale(args: argparse.Namespace) -> None:
     import datetime
     import platform
@@ -448,6 +475,12 @@ def dataset_scale(args: argparse.Namespace) -> None:
             ratio = large["seconds"] / small["seconds"]
             per = ratio / (big.frames / sizes["16k"].frames)
             rows.append((label, small, large, ratio, per))
+        as_csv_index(sets["16k"], work / "small-csv")
+        old = _child("frames_all", work / "small-csv")
+        new = rows[0][1]
+        print(f"frames() on 16k, gzip CSV sidecars (before): {old['seconds']:.2f} s, "
+              f"{old['bytes_per_row']:.0f} B/row; Parquet: {new['seconds']:.2f} s, "
+              f"{new['bytes_per_row']:.0f} B/row (at 11 M: {rows[0][2]['bytes_per_row']:.0f})")  # fmt: skip
         print(f"{'':28s} {'16k s':>8s} {'MB':>6s} {'big s':>8s} {'MB':>6s}  "
               f"{'time ratio':>10s} {'ratio/size ratio':>16s}")  # fmt: skip
         for label, a, b, r, per in rows:
