@@ -228,13 +228,22 @@ def find_window(title: str, display: str | None = None) -> Region | None:
         d.close()
 
 
+#: A followed window's place is asked of the X server again after this long even
+#: without an event saying it changed (a window manager that sends none).
+REVALIDATE_S = 0.25
+
+
 class WindowRegion:
     """The current client area of a window found by title, followed as it moves.
 
-    ``current()`` asks the X server where the window is now (two cheap round
-    trips) and looks the title up again only when the window has gone. The
-    capture size stays the one first found, so every frame of a session has the
-    same shape; a resized window is captured from its top-left corner.
+    ``current()`` answers from what it last asked the X server (no round trip)
+    until the window reports a change — a move, resize, unmap or destroy
+    (StructureNotify events; window managers send the client a ConfigureNotify
+    when they move its frame) — or ``REVALIDATE_S`` has passed; then it asks
+    again (three round trips), and looks the title up again when the window has
+    gone. The capture size stays the one first found, so every frame of a
+    session has the same shape; a resized window is captured from its top-left
+    corner.
     """
 
     def __init__(self, title: str, display: str | None = None) -> None:
@@ -242,6 +251,8 @@ class WindowRegion:
         self._d = _open_capture_display(display)
         self._wid: int | None = None
         self._size: tuple[int, int] | None = None
+        self._known: Region | None = None
+        self._asked = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -251,22 +262,54 @@ class WindowRegion:
 
     def current(self) -> Region | None:
         """Where the window is now, or None while no such window is shown."""
+        import time
+
         with self._lock:
-            for attempt in range(2):
+            now = time.monotonic()
+            if self._known is not None and not self._changed() and now - self._asked < REVALIDATE_S:
+                return self._known
+            self._known = self._ask()
+            self._asked = now
+            return self._known
+
+    def _changed(self) -> bool:
+        """Whether an event about the window has arrived (reads what is there, no round trip)."""
+        from Xlib import X
+
+        changed = False
+        try:
+            while self._d.pending_events():
+                e = self._d.next_event()
+                if e.type in (X.ConfigureNotify, X.UnmapNotify, X.DestroyNotify, X.ReparentNotify):
+                    changed = True
+        except Exception:  # the connection broke: ask, and let that raise
+            return True
+        return changed
+
+    def _ask(self) -> Region | None:
+        from Xlib import X
+
+        for attempt in range(2):
+            if self._wid is None:
+                self._wid = find_window_id(self.title, _d=self._d)
                 if self._wid is None:
-                    self._wid = find_window_id(self.title, _d=self._d)
-                    if self._wid is None:
-                        return None
-                win = self._d.create_resource_object("window", self._wid)
-                r = _client_region(self._d, win) if _viewable(win) else None
-                if r is not None:
-                    if self._size is None:
-                        self._size = (r.width, r.height)
-                    return Region(r.x, r.y, *self._size)
-                self._wid = None  # gone or unmapped: look the title up again
-                if attempt:
                     return None
-            return None
+                try:
+                    win = self._d.create_resource_object("window", self._wid)
+                    win.change_attributes(event_mask=X.StructureNotifyMask)
+                except Exception:  # gone already
+                    self._wid = None
+                    continue
+            win = self._d.create_resource_object("window", self._wid)
+            r = _client_region(self._d, win) if _viewable(win) else None
+            if r is not None:
+                if self._size is None:
+                    self._size = (r.width, r.height)
+                return Region(r.x, r.y, *self._size)
+            self._wid = None  # gone or unmapped: look the title up again
+            if attempt:
+                return None
+        return None
 
     def wait(self, timeout_s: float) -> Region:
         """Poll until the window shows, or raise :class:`CaptureError`."""
