@@ -80,6 +80,8 @@ COAST_DECEL = 1.5
 #: Bounds on the waits (a busy two-core machine loads a track in 10–60 s).
 MENU_STEP_S = 90.0
 RACE_START_S = 120.0
+#: Wall seconds without a readable clock, once the race ran, that end a recording.
+CLOCK_GONE_S = 20.0
 
 
 class DemonstrationError(KartError):
@@ -449,11 +451,15 @@ def record_demonstration(cfg: DemoConfig) -> DemoResult:
     """Plays ``cfg.replay`` in the game and records it as a native session."""
     replay = read_replay(cfg.replay)
     font: TimerFont = font_for(cfg.settings.width, cfg.settings.height)
-    end_time = replay.duration if cfg.seconds is None else min(cfg.seconds, replay.duration)
+    # The race is over for the expert at the finish line (min_time); the game
+    # then shows the result screen, which has no race timer.
+    finish = min(replay.duration, replay.header.min_time)
+    end_time = finish if cfg.seconds is None else min(cfg.seconds, finish)
     deadline = time.monotonic() + cfg.wall_limit_s
     frames = timed = 0
     first = last = -1.0
     first_timed = last_timed = -1
+    last_seen = 0.0
     period = 1.0 / cfg.capture_fps
     meta = session_meta(replay, cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -493,9 +499,12 @@ def record_demonstration(cfg: DemoConfig) -> DemoResult:
                     if first_timed < 0:
                         first_timed, first = idx, t
                     last_timed, last = idx, t
+                    last_seen = time.monotonic()
                 frames += 1
                 if t is not None and t >= end_time:
                     break
+                if t is None and first_timed >= 0 and time.monotonic() - last_seen > CLOCK_GONE_S:
+                    break  # the race is over on screen (results), before end_time was read
     racing = last_timed - first_timed + 1 if first_timed >= 0 else 0
     return DemoResult(
         session=cfg.out,
