@@ -8,8 +8,8 @@ this small process and tells it, one line per change, which keycodes it holds
 (``d 113`` / ``u 113``); when the pipe closes — a clean close, a crash or a
 SIGKILL alike — the guard releases whatever is still held and exits.
 
-Run as ``python -m kartdata.devices.key_guard DISPLAY``; it prints ``ready``
-once connected.
+Run as ``python key_guard.py DISPLAY`` (by path: it imports nothing of kartkit,
+so it starts in the time python-xlib takes); it prints ``ready`` once connected.
 """
 
 from __future__ import annotations
@@ -24,16 +24,14 @@ POLL_S = 0.05
 
 
 def main() -> int:
-    from Xlib import X
+    from Xlib import X, display
     from Xlib.ext import xtest
-
-    from kartdata.devices.x11 import open_display
 
     # Ctrl-C reaches the whole foreground process group: the guard must outlive
     # its parent's cleanup, and ends when the parent's pipe closes
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     held: set[int] = set()
-    d = open_display(sys.argv[1])
+    d = display.Display(sys.argv[1])
 
     def release(*_: object) -> None:
         for code in sorted(held):

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from kartdata.devices.controls import InputError
@@ -133,9 +134,10 @@ class VirtualKeyboard:
 
 def _start_guard(display: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kartdata.devices.key_guard", display],
+        [sys.executable, str(Path(__file__).with_name("key_guard.py")), display],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # its one failure (no display) is reported here, in one line
         bufsize=0,
     )
     assert proc.stdout is not None
