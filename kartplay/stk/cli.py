@@ -7,6 +7,9 @@ frames/s), and the result when it ends: at the finish, after ``--seconds``,
 on Ctrl-C or SIGTERM. Point ``kartdata record --display`` or ``kartplay
 drive-window --display`` at the display it prints.
 ``kartplay stk keymap FILE`` writes the key map for those two commands.
+``kartplay stk evaluate MODEL --tracks …`` drives time trials with an exported
+model and scores them against the shipped replays' experts
+(:mod:`kartplay.stk.evaluate`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from pathlib import Path
 
 import typer
 
+from kartdata import clikit
 from kartplay.stk.config import GameSettings
+from kartplay.stk.evaluate import EvaluateConfig
 from kartplay.stk.game import RaceResult, SuperTuxKart, TimeTrial
 
 stk_app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -92,3 +97,36 @@ def keymap(out: Path = typer.Argument(..., help="Key map file to write (JSON).")
     from kartplay.stk.keys import write_keymap
 
     typer.echo(str(write_keymap(out)))
+
+
+@stk_app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="Exported model directory (kartmodel export)."),
+    tracks: str = typer.Option(..., help="Comma-separated race tracks, e.g. lighthouse,sandtrack."),
+    laps: int = typer.Option(_RACE.laps, help="Laps of each time trial."),
+    limit_factor: float = typer.Option(
+        clikit.default(EvaluateConfig, "limit_factor"),
+        help="End a run at this multiple of the expert's time.",
+    ),
+    out: Path = typer.Option(
+        clikit.default(EvaluateConfig, "out"), help="Directory for the table, GIF, plot."
+    ),
+    width: int = typer.Option(_SIZE.width, help="Window width."),
+    height: int = typer.Option(_SIZE.height, help="Window height."),
+) -> None:
+    """Drive time trials with MODEL; per track: finished, time, the expert's, ratio, progress."""
+    from kartplay.stk.evaluate import evaluate as run_evaluation
+
+    config = EvaluateConfig(
+        model,
+        tuple(t.strip() for t in tracks.split(",")),
+        laps=laps,
+        limit_factor=limit_factor,
+        out=out,
+        settings=GameSettings(width, height),
+    )
+    report = run_evaluation(config, status=lambda line: typer.echo(line, err=True))
+    typer.echo(report.table())
+    typer.echo(
+        f"table: {report.table_json} {report.table_csv}; plot: {report.plot}; gif: {report.gif}"
+    )

@@ -1,0 +1,169 @@
+"""``kartplay stk evaluate`` on the real game with a real exported model.
+
+The model is a real exported PilotNet whose answer is fixed by its output
+layer (gas, no steering, no brake), so the run is short and its outcome known
+in kind: the kart rolls forward and does not finish within a limit of a few
+race seconds. What the table says is checked against what the game itself
+logged (its per-frame race log) and against the replay file's own text.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
+from kartplay.stk.racelog import frames_in
+from kartplay.stk.replay import SHIPPED_REPLAY_DIR
+
+KARTPLAY = [sys.executable, "-m", "kartplay.cli"]
+#: lighthouse's expert (3 laps in 93 s) gives 31 s a lap: a limit of about 4.7 race s.
+LIMIT_FACTOR = 0.15
+
+
+@pytest.fixture(scope="module")
+def gas_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real exported PilotNet (outputs x,a,b): zero weights, biases giving
+    x = 0, a = 0.99 (gas), b = -0.99; what it sees still goes through capture,
+    the shared preprocessing, the model and the policy."""
+    import keras
+
+    from kartdata.schema import ClassThresholds
+    from kartdata.targets import TargetConfig
+    from kartmodel.artifact import export
+    from kartmodel.config import DataOptions, TrainConfig
+    from kartmodel.run import BEST_WEIGHTS, Run
+
+    keras.utils.set_random_seed(7)
+    config = TrainConfig(
+        "unused",
+        model="pilotnet",
+        height=66,
+        width=200,
+        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    )
+    run = Run(tmp_path_factory.mktemp("evaluate") / "run", config, ClassThresholds())
+    run.save()
+    model = run.build_model()
+    out = model.get_layer("outputs")
+    w, _ = out.get_weights()
+    out.set_weights([np.zeros_like(w), np.array([0.0, 100.0, -100.0], dtype=np.float32)])
+    model.save_weights(str(run.file(BEST_WEIGHTS)))
+    return export(run.path, "keras")
+
+
+def _children() -> list[str]:
+    """Names of this process's live child processes (from /proc)."""
+    me, names = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the process ended while we looked
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :]
+        fields = rest.split()
+        if int(fields[1]) == me and fields[0] != "Z":
+            names.append(name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def report(gas_only: Path, tmp_path_factory: pytest.TempPathFactory) -> EvaluateReport:
+    out = tmp_path_factory.mktemp("evaluate-out")
+    config = EvaluateConfig(
+        str(gas_only), ("lighthouse",), laps=1, limit_factor=LIMIT_FACTOR, out=out
+    )
+    return evaluate(config)
+
+
+def _min_time(replay: str) -> float:
+    text = (SHIPPED_REPLAY_DIR / f"{replay}.replay").read_text()
+    m = re.search(r"^min_time: *([0-9.]+)$", text, re.M)
+    assert m, replay
+    return float(m.group(1))
+
+
+def test_a_run_that_does_not_finish_reports_how_far_it_got_from_the_race_log(
+    report: EvaluateReport,
+) -> None:
+    out = report.config.out
+    rows = json.loads((out / "evaluate.json").read_text())["runs"]
+    assert [r["track"] for r in rows] == ["lighthouse"]
+    row = rows[0]
+    # the expert: the one forward time trial of lighthouse the game ships, 3 laps,
+    # compared per lap with the 1 asked
+    assert row["expert_replay"] == "standard_intermediate_lighthouse"
+    assert row["expert_laps"] == 3
+    assert row["expert_min_time_s"] == _min_time("standard_intermediate_lighthouse")
+    assert row["compare"] == "per lap"
+    assert row["expert_time_s"] == pytest.approx(row["expert_min_time_s"] / 3)
+    assert row["limit_s"] == pytest.approx(LIMIT_FACTOR * row["expert_time_s"])
+
+    assert row["finished"] is False and row["ratio"] is None
+    assert row["ended"] == "limit"
+    # The game's own log: the first frame at or past the limit is where the row stops.
+    with (out / "lighthouse.log").open("rb") as f:
+        frames = [fr for fr in frames_in(f) if fr.time_s > 0]
+    at_limit = next(fr for fr in frames if fr.time_s >= row["limit_s"])
+    assert row["race_time_s"] == at_limit.time_s
+    assert row["distance_m"] == at_limit.distance_m
+    assert row["distance_m"] > 5.0  # the gas was held: the kart moved
+    assert row["laps_done"] == 0 and row["progress_m"] == row["distance_m"]
+    # the expert got as far sooner or later, but at a real time within its race
+    assert 0 < row["expert_to_progress_s"] < row["expert_min_time_s"]
+    assert row["policy_fps"] > 0
+
+    # the CSV has the same row
+    with (out / "evaluate.csv").open() as f:
+        (csv_row,) = list(csv.DictReader(f))
+    assert csv_row["track"] == "lighthouse" and csv_row["finished"] == "False"
+    assert float(csv_row["distance_m"]) == row["distance_m"]
+
+
+def test_the_gif_and_plot_are_images_and_no_game_or_xvfb_is_left(report: EvaluateReport) -> None:
+    out = report.config.out
+    assert report.gif == out / "lighthouse.gif"
+    with Image.open(report.gif) as gif:
+        assert gif.format == "GIF" and gif.size == (320, 240)
+        assert gif.n_frames >= 3
+        first = np.asarray(gif.convert("RGB"))
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"))
+    assert np.abs(first.astype(int) - last).mean() > 2  # the view moved: a real run
+    with Image.open(out / "evaluate.png") as plot:
+        assert plot.format == "PNG" and plot.size[0] > 400
+        plot.load()
+    left = [n for n in _children() if n in ("Xvfb", "supertuxkart")]
+    assert left == []
+
+
+@pytest.mark.parametrize(
+    ("track", "says"),
+    [
+        ("nosuchtrack", "track 'nosuchtrack' is not a race track"),
+        ("lighthouse,nosuchtrack", "track 'nosuchtrack' is not a race track"),
+        ("zengarden", "track 'zengarden' has no forward time-trial replay"),
+    ],
+)
+def test_a_bad_track_is_a_one_line_error_before_any_game_starts(
+    gas_only: Path, tmp_path: Path, track: str, says: str
+) -> None:
+    proc = subprocess.run(
+        [*KARTPLAY, "stk", "evaluate", str(gas_only), "--tracks", track, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], proc.stderr
+    assert not (tmp_path / "evaluate.json").exists()
