@@ -51,6 +51,10 @@ def parse_frame(line: bytes, seen_s: float = 0.0) -> RaceFrame | None:
     )
 
 
+#: Frames a :class:`RaceLog` keeps: 20 minutes at 30 frames/s (about 3 MB).
+KEEP_FRAMES = 36_000
+
+
 class RaceLog:
     """Reads the game's output on a thread: the latest frame, how many there
     were, and the last other lines (for error messages), while copying
@@ -60,7 +64,11 @@ class RaceLog:
     full pipe."""
 
     def __init__(
-        self, stream: IO[bytes], copy_to: Path | None = None, keep_lines: int = 40
+        self,
+        stream: IO[bytes],
+        copy_to: Path | None = None,
+        keep_lines: int = 40,
+        keep_frames: int = KEEP_FRAMES,
     ) -> None:
         self._stream = stream
         self._copy = copy_to.open("wb") if copy_to is not None else None
@@ -68,6 +76,9 @@ class RaceLog:
         self.latest: RaceFrame | None = None
         self.frames = 0
         self.lines: deque[str] = deque(maxlen=keep_lines)
+        #: The last ``keep_frames`` frames, oldest first (when each was read:
+        #: when the game had just shown the frame before it).
+        self.history: deque[RaceFrame] = deque(maxlen=keep_frames)
         self.ended = False
         self._t = threading.Thread(target=self._run, name="stk-race-log", daemon=True)
         self._t.start()
@@ -96,6 +107,7 @@ class RaceLog:
                     self.lines.append(text)
             else:
                 self.latest = frame
+                self.history.append(frame)
                 self.frames += 1
             self._cond.notify_all()
 

@@ -1,6 +1,8 @@
 """``kartdata record --window SuperTuxKart --keyboard`` on the real game while
 kartkit's virtual keyboard drives it: the session's pads are the keys that
-were down at each frame, and the session validates clean and shards.
+were down at each frame, and the session validates (no desktop verdict; a
+frozen one only where the game's own log shows it rendered nothing new) and
+shards.
 
 The take starts once the race runs: the loading screen before it is a still
 picture (the recorder sees a frozen frame), and a short take that is half
@@ -66,6 +68,8 @@ def test_a_take_of_the_real_game_has_the_keys_validates_and_shards(tmp_path: Pat
                     rec.kill()
                     rec.wait()
         distance = game.frame().distance_m
+        assert game.log is not None
+        shown = [f.seen_s for f in game.log.history]  # when the game had shown a new frame
     assert rec.returncode == 0, stderr
     assert distance > 10  # the kart really drove during the take
 
@@ -92,8 +96,20 @@ def test_a_take_of_the_real_game_has_the_keys_validates_and_shards(tmp_path: Pat
     )  # fmt: skip
     report = json.loads(r.stdout)
     (sess,) = report["sessions"]
-    assert sess["verdicts"] == {}, sess["counts"]  # no desktop, no frozen frame
-    assert r.returncode == 0, r.stdout[-2000:]
+    verdicts = {int(k): v for k, v in sess["verdicts"].items()}
+    # No desktop verdict. A frozen one only where the game itself showed
+    # nothing new: it renders 20-60 frames/s here, but on a loaded machine it
+    # stalls, and the recorder's repeats of a stalled picture are rightly
+    # frozen. Between the capture before such a frame and it the game logged
+    # no frame (one allowed: a frame's line is logged before it is drawn).
+    by_index = {f.index: f for f in rows}
+    for i, why in sorted(verdicts.items()):
+        assert why == "frozen", (i, why)
+        lo, hi = by_index[i - 1].t_ns / 1e9, by_index[i].t_ns / 1e9
+        logged = sum(lo < t <= hi for t in shown)
+        assert logged <= 1, f"frame {i} flagged frozen while the game logged {logged} frames"
+    assert len(verdicts) <= n // 4, sess["counts"]  # the take shows the race, moving
+    assert r.returncode == (1 if verdicts else 0), r.stdout[-2000:]
 
     ds = tmp_path / "ds"
     r = subprocess.run(
@@ -102,7 +118,7 @@ def test_a_take_of_the_real_game_has_the_keys_validates_and_shards(tmp_path: Pat
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     manifest = json.loads((ds / "manifest.json").read_text())
-    assert manifest["frames"] == n
+    assert manifest["frames"] == n - len(verdicts)  # every frame but the flagged ones
 
 
 def _rows(session: Path) -> int:
