@@ -67,7 +67,8 @@ def time_trial(track: str, seconds: float, log: Path) -> tuple[float, float, flo
         deadline = time.monotonic() + 20 * seconds + 60
         while game.frame().time_s < seconds and time.monotonic() < deadline:
             game.wait_frames(1, timeout_s=120)
-    return game_fps(frames_in(log.open("rb")))
+    with log.open("rb") as f:
+        return game_fps(frames_in(f))
 
 
 def demonstration(name: str, seconds: float, root: Path) -> dict[str, float]:
@@ -77,13 +78,15 @@ def demonstration(name: str, seconds: float, root: Path) -> dict[str, float]:
     t0 = time.monotonic()
     result = record_demonstration(DemoConfig(replay=path, out=out, seconds=seconds))
     wall = time.monotonic() - t0
-    logged = frames_in((out / GAME_LOG_FILE).open("rb"))
+    with (out / GAME_LOG_FILE).open("rb") as f:
+        logged = frames_in(f)
     with (out / LABELS_FILE).open() as f:
         read = np.array([float(r["game_time_s"]) for r in csv.DictReader(f) if r["game_time_s"]])
     times = np.array([f.time_s for f in logged])
     error = np.abs(read[:, None] - times[None, :]).min(axis=1)
     s = replay.samples
-    lap = s["distance"].iloc[-1] / replay.header.laps
+    # The lap length: distance at the finish over the laps (the last sample is past the line).
+    lap = float(np.interp(replay.header.min_time, s["time"], s["distance"])) / replay.header.laps
     race = [f for f in logged if 0.5 < f.time_s <= seconds]
     ghost = np.interp([f.time_s for f in race], s["time"], s["distance"]) % lap
     shown = np.array([f.distance_m for f in race]) % lap

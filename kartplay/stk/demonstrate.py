@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -101,6 +102,8 @@ class DemoConfig:
     #: Wall-clock bound on the whole recording, menus and loading included.
     wall_limit_s: float = 1800.0
     settings: GameSettings = field(default_factory=lambda: DEMO_SETTINGS)
+    #: Frame images: PNG (lossless, ~150 KB a frame at 400x300) or JPEG (~10x smaller).
+    image_format: Literal["png", "jpg"] = "png"
 
     def __post_init__(self) -> None:
         if self.seconds is not None and self.seconds <= 0:
@@ -345,7 +348,8 @@ class WatchedReplay:
         assert self._capture is not None and self.region is not None
         return self._capture.grab(self.region)
 
-    def _alive(self, doing: str) -> None:
+    def check_running(self, doing: str) -> None:
+        """A one-line error if the game has exited (naming what kartkit was doing)."""
         assert self.proc is not None and self.log is not None
         if self.proc.poll() is not None:
             tail = self.log.tail()
@@ -357,7 +361,7 @@ class WatchedReplay:
     def _wait_screen(self, ok: Callable[[np.ndarray], bool], what: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
-            self._alive(f"waiting for {what}")
+            self.check_running(f"waiting for {what}")
             if ok(self.grab()):
                 return
             if time.monotonic() > deadline:
@@ -395,7 +399,7 @@ class WatchedReplay:
         assert self.log is not None
         frame = self.log.wait_for(lambda f: f is not None, RACE_START_S)
         if frame is None:
-            self._alive("loading the track")
+            self.check_running("loading the track")
             raise DemonstrationError(
                 f"the watched replay {self.replay.header.name} did not start within {RACE_START_S:g} s"
             )
@@ -429,6 +433,7 @@ def session_meta(replay: Replay, cfg: DemoConfig) -> SessionMeta:
         width=cfg.settings.width,
         height=cfg.settings.height,
         fps=cfg.capture_fps,
+        image_format=cfg.image_format,
         tags=(SESSION_TAG, "expert", f"difficulty-{h.difficulty}"),
         extra={
             "replay": h.name,
@@ -481,7 +486,7 @@ def record_demonstration(cfg: DemoConfig) -> DemoResult:
                         f"{replay.header.name}: recording ran past {cfg.wall_limit_s:g} s "
                         f"(game time {last:.2f} s of {end_time:.2f} s)"
                     )
-                game._alive("recording")
+                game.check_running("recording")
                 if now < next_at:
                     time.sleep(next_at - now)  # the capture rate, not synchronisation
                 next_at = max(next_at + period, time.monotonic())

@@ -90,7 +90,8 @@ def test_read_clock_is_a_frame_time_the_game_logged(demo) -> None:  # type: igno
     """Independent of the HUD: the game logs every frame's world time; each
     clock read off a recorded frame is one of them (to the HUD's millisecond)."""
     _, out = demo
-    logged = np.array([f.time_s for f in frames_in((out / GAME_LOG_FILE).open("rb"))])
+    with (out / GAME_LOG_FILE).open("rb") as log:
+        logged = np.array([f.time_s for f in frames_in(log)])
     with (out / LABELS_FILE).open() as f:
         read = np.array([float(r["game_time_s"]) for r in csv.DictReader(f) if r["game_time_s"]])
     nearest = np.abs(read[:, None] - logged[None, :]).min(axis=1)

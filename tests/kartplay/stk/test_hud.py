@@ -32,7 +32,8 @@ def race_frames(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
             while game.frame().time_s < RACE_SECONDS and time.monotonic() < deadline:
                 shots.append((cap.grab(region), game.frame().time_s))
                 game.wait_frames(1, timeout_s=30)
-    logged = np.array([f.time_s for f in frames_in(log.open("rb"))])
+    with log.open("rb") as f:
+        logged = np.array([r.time_s for r in frames_in(f)])
     return shots, logged
 
 
