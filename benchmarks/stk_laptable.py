@@ -1,0 +1,208 @@
+"""The SuperTuxKart lap table: a clone of the human experts of the shipped ghost
+replays, trained only through kartkit's shards and loader, driving trained and
+held-out tracks, against the experts' times.
+
+The recipe, each stage the project's own command or function:
+
+1. demonstrations (kartplay.stk.demonstrate): the game plays each training
+   replay for its first ``--seconds`` game seconds while kartkit records it,
+   every frame labelled from the HUD clock; plus one ``--val-replay`` (a track
+   neither trained nor evaluated) that only picks the best checkpoint;
+2. ``kartdata shard`` of those sessions;
+3. ``kartmodel train`` (PilotNet, targets x,a,b, ``--seed``), the validation
+   split being the val replay's session;
+4. ``kartmodel export``;
+5. ``kartplay stk evaluate`` on the trained tracks and the held-out ones.
+
+Baseline, measured in the same run (unless ``--no-baseline``): the same
+evaluation of a model that always holds the gas and steers straight (a real
+exported PilotNet whose output biases fix its answer), so the clone's progress
+has a floor to beat beside the human's ceiling.
+
+    .venv/bin/python benchmarks/stk_laptable.py --work /tmp/laptable \\
+        [--train lighthouse:standard_intermediate_lighthouse,...] \\
+        [--held-out xr591,abyss] [--seconds 70] [--epochs 15] [--seed 1] [--laps 1]
+
+Stages whose output is already under ``--work`` are not run again (delete the
+folder to start afresh), so a run cut short can be continued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from kartplay.stk.demonstrate import DemoConfig, record_demonstration
+from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
+from kartplay.stk.replay import SHIPPED_REPLAY_DIR
+
+TRAIN = "standard_intermediate_lighthouse,standard_supertux_fortmagma,standard_supertux_scotland"
+VAL = "standard_supertux_snowmountain"
+HELD_OUT = "xr591,abyss"
+
+
+def _cli(*argv: str) -> None:
+    t0 = time.monotonic()
+    print("$", " ".join(argv), flush=True)
+    subprocess.run([sys.executable, "-m", *argv], check=True)
+    print(f"  ({time.monotonic() - t0:.0f} s)", flush=True)
+
+
+def demonstrations(work: Path, replays: list[str], seconds: float) -> list[Path]:
+    out = []
+    for name in replays:
+        session = work / "sessions" / name
+        if not (session / "session.json").exists():
+            t0 = time.monotonic()
+            r = record_demonstration(
+                DemoConfig(
+                    SHIPPED_REPLAY_DIR / f"{name}.replay",
+                    session,
+                    seconds=seconds,
+                    image_format="jpg",
+                )
+            )
+            print(
+                f"demonstration {name}: {r.frames} frames, {r.timed_share:.1%} of racing frames "
+                f"timed, game {r.first_time_s:.1f}-{r.last_time_s:.1f} s, "
+                f"wall {time.monotonic() - t0:.0f} s",
+                flush=True,
+            )
+        out.append(session)
+    return out
+
+
+def gas_only_model(work: Path) -> Path:
+    """The baseline: holds the gas, steers straight, whatever it sees."""
+    import keras
+
+    from kartdata.schema import ClassThresholds
+    from kartdata.targets import TargetConfig
+    from kartmodel.artifact import export
+    from kartmodel.config import DataOptions, TrainConfig
+    from kartmodel.run import BEST_WEIGHTS, Run
+
+    path = work / "baseline" / "export" / "keras"
+    if path.exists():
+        return path
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(
+        "unused",
+        model="pilotnet",
+        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    )
+    run = Run(work / "baseline", config, ClassThresholds())
+    run.save()
+    model = run.build_model()
+    layer = model.get_layer("outputs")
+    w, _ = layer.get_weights()
+    layer.set_weights([np.zeros_like(w), np.array([0.0, 100.0, -100.0], dtype=np.float32)])
+    model.save_weights(str(run.file(BEST_WEIGHTS)))
+    return export(run.path, "keras")
+
+
+def table(name: str, report: EvaluateReport, trained: set[str]) -> str:
+    lines = [
+        f"### {name}",
+        "",
+        "| track | trained on | finished | race s | expert s (replay) | ratio | progress | "
+        "expert s to the same progress |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report.runs:
+        reach = f"{r.expert_to_progress_s:.1f}" if r.expert_to_progress_s is not None else "-"
+        lines.append(
+            f"| {r.track} | {'yes' if r.track in trained else 'no (held out)'} | "
+            f"{'yes' if r.finished else 'no: ' + r.ended} | {r.race_time_s:.1f} | "
+            f"{r.expert_time_s:.1f} ({r.expert_replay}, {r.compare}) | "
+            f"{f'{r.ratio:.2f}' if r.ratio is not None else '-'} | "
+            f"{100 * r.progress_frac:.1f} % ({r.laps_done} laps + {r.distance_m:.0f} m) | {reach} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--train", default=TRAIN, help="Replays to learn from (names).")
+    p.add_argument("--val-replay", default=VAL, help="Replay whose session picks the checkpoint.")
+    p.add_argument("--held-out", default=HELD_OUT, help="Tracks never trained on.")
+    p.add_argument("--seconds", type=float, default=70.0, help="Game seconds of each replay.")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--laps", type=int, default=1)
+    p.add_argument("--limit-factor", type=float, default=3.0)
+    p.add_argument("--no-baseline", action="store_true")
+    a = p.parse_args()
+    work = a.work
+    work.mkdir(parents=True, exist_ok=True)
+    train = [n for n in a.train.split(",") if n]
+    held_out = [t for t in a.held_out.split(",") if t]
+    print(f"machine: {platform.node()}, {platform.machine()}, python {platform.python_version()}")
+    t0 = time.monotonic()
+
+    sessions = demonstrations(work, [*train, a.val_replay], a.seconds)
+    dataset = work / "dataset"
+    if not (dataset / "manifest.json").exists():
+        _cli("kartdata.cli", "shard", *map(str, sessions), "--out", str(dataset))
+    run = work / "run"
+    model = run / "export" / "keras"
+    if not model.exists():
+        _cli("kartmodel.cli", "train", str(dataset), "--out", str(run), "--model", "pilotnet",
+             "--targets", "x,a,b", "--epochs", str(a.epochs), "--seed", str(a.seed),
+             "--val-sessions", a.val_replay)  # fmt: skip
+        _cli("kartmodel.cli", "export", str(run))
+
+    from kartplay.stk.replay import read_replay
+
+    trained = {read_replay(SHIPPED_REPLAY_DIR / f"{n}.replay").header.track for n in train}
+    tracks = (*sorted(trained), *held_out)
+    results = {}
+    for name, path in [("clone", model)] + (
+        [] if a.no_baseline else [("baseline: gas only", gas_only_model(work))]
+    ):
+        t1 = time.monotonic()
+        report = evaluate(
+            EvaluateConfig(
+                str(path), tracks, laps=a.laps, limit_factor=a.limit_factor,
+                out=work / ("evaluate-" + name.split(":")[0]),
+            )
+        )  # fmt: skip
+        print(table(name, report, trained), flush=True)
+        print(f"  ({time.monotonic() - t1:.0f} s)", flush=True)
+        results[name] = [asdict(r) for r in report.runs]
+    (work / "laptable.json").write_text(
+        json.dumps(
+            {
+                "train": train,
+                "val": a.val_replay,
+                "held_out": held_out,
+                "seed": a.seed,
+                "epochs": a.epochs,
+                "seconds": a.seconds,
+                "laps": a.laps,
+                "results": results,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    if "baseline: gas only" in results:
+        clone = {r["track"]: r["progress_frac"] for r in results["clone"]}
+        base = {r["track"]: r["progress_frac"] for r in results["baseline: gas only"]}
+        for t in tracks:
+            ratio = clone[t] / base[t] if base[t] > 0 else float("nan")
+            print(f"progress clone / gas-only on {t}: {ratio:.2f}")
+    print(f"total wall {time.monotonic() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
