@@ -64,7 +64,13 @@ from kartplay.stk.hud import TimerFont, font_for
 from kartplay.stk.install import GameInstall
 from kartplay.stk.procs import end_process, start_process
 from kartplay.stk.racelog import RaceLog
-from kartplay.stk.replay import DIFFICULTIES, Replay, read_replay
+from kartplay.stk.replay import (
+    DIFFICULTIES,
+    SHIPPED_REPLAY_DIR,
+    Replay,
+    read_replay,
+    shipped_replays,
+)
 
 #: The window size demonstrations are recorded at: the menus' fingerprints and
 #: the HUD timer's glyphs are learnt at this size.
@@ -521,6 +527,23 @@ def record_demonstration(cfg: DemoConfig) -> DemoResult:
     )
 
 
+def race_replays(directory: Path = SHIPPED_REPLAY_DIR) -> list[Path]:
+    """The shipped replays of races (time trials): the ones that become demonstrations."""
+    return [p for p in shipped_replays(directory) if read_replay(p).header.mode == "time-trial"]
+
+
+def record_replays(
+    out_root: Path, replays: list[Path] | None = None, seconds: float | None = None
+) -> list[DemoResult]:
+    """One session per replay (default: every shipped race replay), each in
+    ``out_root / "stk-<replay name>"``, one game after the other."""
+    results = []
+    for path in race_replays() if replays is None else replays:
+        out = out_root / f"stk-{path.stem}"
+        results.append(record_demonstration(DemoConfig(replay=path, out=out, seconds=seconds)))
+    return results
+
+
 __all__ = [
     "DEMO_SETTINGS",
     "GAME_LOG_FILE",
@@ -532,5 +555,7 @@ __all__ = [
     "DemonstrationError",
     "WatchedReplay",
     "pad_at",
+    "race_replays",
     "record_demonstration",
+    "record_replays",
 ]

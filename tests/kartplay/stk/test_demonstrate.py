@@ -21,6 +21,7 @@ from kartplay.stk.demonstrate import (
     UNTIMED_TAG,
     DemoConfig,
     DemonstrationError,
+    race_replays,
     record_demonstration,
 )
 from kartplay.stk.racelog import frames_in
@@ -114,3 +115,10 @@ def test_egg_hunt_replay_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(DemonstrationError, match="egg-hunt replay"):
         record_demonstration(cfg)
+
+
+def test_the_race_replays_are_the_28_time_trials() -> None:
+    names = [p.stem for p in race_replays()]
+    assert len(names) == 28
+    assert "standard_egghunt_expert_minigolf" not in names
+    assert REPLAY.stem in names
