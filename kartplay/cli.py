@@ -177,7 +177,7 @@ def record_emulator(
     game: str = typer.Option(_record("game"), help="Session metadata: game."),
     track: str = typer.Option(_record("track"), help="Session metadata: track."),
     player: str = typer.Option(_record("player"), help="Session metadata: player."),
-    image_format: str = typer.Option(_record("image_format"), help="png or jpeg."),
+    image_format: str = typer.Option(_record("image_format"), help="png or jpg."),
     wait: float = typer.Option(_record("wait_s"), help="Seconds to wait for the first frame."),
     max_frames: int = typer.Option(
         _record("max_frames"), help="Stop after this many frames (0: when the emulator stops)."

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from kartdata.errors import KartError
-from kartdata.schema import Pad, SessionMeta
+from kartdata.schema import IMAGE_FORMATS, Pad, SessionMeta
 
 from .agent import LatestPads
 from .pad import from_word
@@ -458,6 +459,10 @@ class EmuRecordConfig:
     def __post_init__(self) -> None:
         if self.every < 1:
             raise KartError(f"--every {self.every}: keep every k-th frame, k >= 1")
+        if self.image_format not in IMAGE_FORMATS:
+            raise KartError(
+                f"image format {self.image_format!r} is not one of {', '.join(IMAGE_FORMATS)}"
+            )
         if self.max_frames < 0 or self.wait_s < 0 or self.drain_s < 0:
             raise KartError("--max-frames, --wait and --drain must be >= 0")
 
@@ -473,6 +478,13 @@ class EmuRecordResult:
     last_frame: int
 
 
+#: Frames encoded at once while recording: PNG at 60 frames/s needs more than
+#: one core, and the ring must be drained while they encode.
+ENCODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: Frames read out of the ring and not yet written (about 2 s of the game).
+MAX_PENDING = 120
+
+
 def record(
     cfg: EmuRecordConfig,
     *,
@@ -485,8 +497,10 @@ def record(
 
     Session frame ``i`` is the game's frame ``first_frame + i * every``
     (``first_frame`` in the session's ``extra``); a frame the ring lost leaves a
-    gap in the indices (and is counted), never a wrong pairing."""
-    from kartdata.sources.native import SessionWriter
+    gap in the indices (and is counted), never a wrong pairing. The ring is
+    drained by this thread while ``ENCODE_THREADS`` encode, so a slow encode
+    costs memory (up to ``MAX_PENDING`` frames), not frames."""
+    from kartdata.sources.native import SessionWriter, encode_image
 
     stop = stop or threading.Event()
     written = 0
@@ -510,34 +524,51 @@ def record(
                 "first_frame": f0.frame,
             },
         )
-        with SessionWriter(cfg.out, meta) as writer:
+        pending: deque[tuple[EmuFrame, Future[bytes]]] = deque()
+
+        def encode(f: EmuFrame) -> bytes:
+            return encode_image(np.ascontiguousarray(f.rgb), cfg.image_format)
+
+        with SessionWriter(cfg.out, meta) as writer, ThreadPoolExecutor(ENCODE_THREADS) as pool:
+
+            def write_done(wait: bool) -> None:
+                nonlocal written, first, last
+                while pending and (wait or pending[0][1].done()):
+                    f, job = pending.popleft()
+                    index = (f.frame - f0.frame) // cfg.every
+                    writer.write(job.result(), f.pad, t_ns=f.t_ns, index=index)
+                    written += 1
+                    first = f.frame if first < 0 else first
+                    last = f.frame
+                    if on_frame is not None:
+                        on_frame(f)
+
             f: EmuFrame | None = f0
+            prev = -1
+            taken = 0
             closed_at: float | None = None
             while not stop.is_set():
-                if f is not None and f.frame <= last:
-                    break  # a new emulator run took the ring over: this session ends here
                 if f is not None:
+                    if f.frame <= prev:
+                        break  # a new emulator run took the ring over: this session ends here
+                    prev = f.frame
                     if (f.frame - f0.frame) % cfg.every == 0:
                         if (f.height, f.width) != (meta.height, meta.width):
                             raise FrameRingError(
                                 f"{cfg.ring}: frame {f.frame} is {f.width}x{f.height}, the "
                                 f"session {meta.width}x{meta.height}; record it as a new session"
                             )
-                        writer.write(
-                            f.rgb, f.pad, t_ns=f.t_ns, index=(f.frame - f0.frame) // cfg.every
-                        )
-                        written += 1
-                        first = f.frame if first < 0 else first
-                        last = f.frame
-                        if on_frame is not None:
-                            on_frame(f)
-                        if cfg.max_frames and written >= cfg.max_frames:
+                        pending.append((f, pool.submit(encode, f)))
+                        taken += 1
+                        if cfg.max_frames and taken >= cfg.max_frames:
                             break
                 elif ring.closed:
                     closed_at = closed_at or time.monotonic()
                     if time.monotonic() - closed_at >= cfg.drain_s:
                         break
-                f = ring.next(0.1, with_pad=True)
+                write_done(wait=len(pending) >= MAX_PENDING)
+                f = ring.next(0.02 if pending else 0.1, with_pad=True)
+            write_done(wait=True)
             lost = ring.lost
     return EmuRecordResult(Path(cfg.out), written, lost, first, last)
 
