@@ -35,6 +35,7 @@ import csv
 import itertools
 import json
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -271,20 +272,32 @@ def evaluate(config: EvaluateConfig, status: Callable[[str], None] | None = None
 
     policy = load(config.model, config.policy)  # once: TensorFlow and the graph cost seconds
     report = EvaluateReport(config, experts=experts)
-    for i, track in enumerate(config.tracks):
-        shots: list[np.ndarray] | None = [] if config.gif and i == 0 else None
-        run, trace = _run_track(config, track, experts[track], policy, keymap, shots, status)
-        report.runs.append(run)
-        report.traces[track] = trace
-        if status is not None:
-            status(report.table().splitlines()[-1])
-        if shots:
-            from kartplay.sim.drive import write_gif
+    # SIGTERM ends the evaluation as Ctrl-C does: the drive loop releases the
+    # keys, the game and Xvfb end, nothing further starts.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        for i, track in enumerate(config.tracks):
+            shots: list[np.ndarray] | None = [] if config.gif and i == 0 else None
+            run, trace = _run_track(config, track, experts[track], policy, keymap, shots, status)
+            report.runs.append(run)
+            report.traces[track] = trace
+            if status is not None:
+                status(report.table().splitlines()[-1])
+            if shots:
+                from kartplay.sim.drive import write_gif
 
-            report.gif = write_gif(shots, out / f"{track}.gif", fps=GIF_FPS)
+                report.gif = write_gif(shots, out / f"{track}.gif", fps=GIF_FPS)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     report.plot = write_plot(report, out / "evaluate.png")
     report.table_json, report.table_csv = save_table(report, out)
     return report
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run_track(
@@ -336,6 +349,8 @@ def _run_track(
         if "error" in watched:
             raise watched["error"]  # type: ignore[misc]
         result = game.result()
+    if stats.ended == "interrupted":
+        raise KeyboardInterrupt  # the drive loop took it (keys released); end the evaluation
     ended: Ended = watched.get("ended", "window closed")  # type: ignore[assignment]
     with log_path.open("rb") as f:
         frames = frames_in(f)
