@@ -13,6 +13,8 @@
 - :mod:`~kartplay.stk.replay`: the ghost replays the game ships and writes.
 - :mod:`~kartplay.stk.hud`: the race timer read off the HUD.
 - :mod:`~kartplay.stk.demonstrate`: demonstration sessions from ghost replays.
+- :mod:`~kartplay.stk.evaluate`: ``kartplay stk evaluate``, a model's time trials
+  scored against the replays' human experts.
 
 Nothing is imported eagerly: ``import kartplay.stk.game`` loads what a game needs.
 """
