@@ -167,3 +167,21 @@ def test_a_bad_track_is_a_one_line_error_before_any_game_starts(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], proc.stderr
     assert not (tmp_path / "evaluate.json").exists()
+
+
+def test_the_expert_is_the_fastest_forward_time_trial_of_the_track() -> None:
+    from kartplay.stk.evaluate import expert_for
+
+    # cocoa_temple ships four forward replays (novice … supertux) and a reverse one
+    # faster per lap than all but supertux's
+    e = expert_for("cocoa_temple")
+    assert e.replay == "challenge_cocoa_temple_supertux"
+    assert e.min_time_s == _min_time("challenge_cocoa_temple_supertux")
+    assert e.laps == 3 and e.difficulty == 3
+    assert e.time_for(3) == e.min_time_s and e.time_for(1) == pytest.approx(e.min_time_s / 3)
+    # three laps of its lap length is where it is at its finish, and it got there then
+    assert e.progress_m[-1] >= 3 * e.lap_length_m * 0.999
+    assert e.time_to(3 * e.lap_length_m) == pytest.approx(e.min_time_s, abs=0.1)
+    assert e.time_to(0.0) is None and e.time_to(10 * e.lap_length_m) is None
+    # sandtrack's reverse supertux replay (104 s) is not a forward time trial: novice's it is
+    assert expert_for("sandtrack").replay == "standard_novice_sandtrack"
