@@ -198,7 +198,8 @@ class FrameRing:
         self.slot_bytes = slot_bytes
         self._u64 = np.frombuffer(mm, np.uint64, count=size // 8)
         self._pid = pid
-        self._cursor = 0
+        # Frames older than the ring predate this reader: not lost, never seen.
+        self._cursor = max(0, self.published - slots)
         return None
 
     def close(self) -> None:

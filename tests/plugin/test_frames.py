@@ -123,6 +123,12 @@ def test_frames_equal_the_roms_pattern_with_its_frame_numbers_and_pads(
     # ... and the pad word the ROM logged for that frame.
     assert [f.pad_word for f in got[:frames]] == log.values
     assert len(set(log.values)) > frames // 2  # fresh pads, not one stale word
+    # A reader that comes late gets what the ring still holds; older frames
+    # predate it and are not counted as lost.
+    with emuframes.FrameRing(ring_path) as late:
+        rest = list(late.frames(0.5))
+        assert [f.frame for f in rest] == list(range(frames + 1 - 64, frames + 1))
+        assert late.lost == 0
 
 
 def test_a_rom_that_shows_nothing_publishes_nothing(tmp_path, hooked_plugin_so, ring_path):
