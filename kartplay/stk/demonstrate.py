@@ -108,7 +108,7 @@ class DemoConfig:
     #: Wall-clock bound on the whole recording, menus and loading included.
     wall_limit_s: float = 1800.0
     settings: GameSettings = field(default_factory=lambda: DEMO_SETTINGS)
-    #: Frame images: PNG (lossless, ~150 KB a frame at 400x300) or JPEG (~10x smaller).
+    #: Frame images: PNG (lossless, ~145 KB a frame at 400x300) or JPEG (quality 95, ~41 KB).
     image_format: Literal["png", "jpg"] = "png"
 
     def __post_init__(self) -> None:
@@ -499,6 +499,8 @@ def record_demonstration(cfg: DemoConfig) -> DemoResult:
                 t_ns = time.monotonic_ns()
                 image = game.grab()
                 t = font.read(image)
+                if t is not None and t == last:
+                    continue  # the game has not drawn a new frame since the last grab
                 if t is None:
                     idx = writer.write(image, Pad(), t_ns=t_ns, tags=(UNTIMED_TAG,))
                     labels.writerow([idx, "", ""])
