@@ -384,6 +384,9 @@ class Serving:
                 f"  capture p50 {_percentile(grab, 50):.1f} ms"
                 f"  steps {self.agent.steps}"
             )
+            if isinstance(self.feed, EmulatorFrameFeed):
+                age = _since(self.feed.age_ms, t)
+                line += f"  frame age p50 {_percentile(age, 50):.1f} ms"
         line += f"  c0 {self.controller_state(AI_CONTROLLER)}"
         if self.override is not None:
             if HUMAN_CONTROLLER in self.override.players:

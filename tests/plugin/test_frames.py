@@ -5,6 +5,7 @@ its ring and kartplay.emuframes reads them back, in the real emulator."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -461,6 +462,7 @@ def test_serve_frames_emulator_lockstep_acts_on_each_frame_exactly(
         assert s.feed is not None
         assert poll(lambda: len(s.feed.frames_used) > steps, 60), len(s.feed.frames_used)
         s.check()
+        status = s.status_line()
         used = list(s.feed.frames_used)[:steps]
         traced = {n - 1: (word, counter) for n, word, counter in emu.polls()}
     finally:
@@ -476,3 +478,4 @@ def test_serve_frames_emulator_lockstep_acts_on_each_frame_exactly(
     assert [traced[n][1] for n in used] == used  # poll N: the ROM had drawn frame N
     assert [traced[n][0] for n in used] == want  # ... and read the pad for frame N
     assert len(set(want)) > 1  # the pads depend on the frame, so exactness means something
+    assert re.search(r"frame age p50 \d+\.\d ms", status), status
