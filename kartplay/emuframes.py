@@ -232,10 +232,18 @@ class FrameRing:
 
     @property
     def closed(self) -> bool:
-        """The emulator closed the ROM (or the ring was replaced by a new one)."""
+        """The emulator closed the ROM, or died without closing it."""
         assert self._mm is not None
         state = struct.unpack_from("<I", self._mm, _STATE_AT)[0]
-        return state != STATE_OPEN
+        if state != STATE_OPEN:
+            return True
+        try:
+            os.kill(self._pid, 0)
+        except ProcessLookupError:
+            return True  # killed: nobody will write here again
+        except PermissionError:
+            pass  # someone else's process, alive
+        return False
 
     def _restarted(self) -> bool:
         """A new emulator run took the ring over: start over from its frame 0."""

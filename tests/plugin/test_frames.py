@@ -479,3 +479,42 @@ def test_serve_frames_emulator_lockstep_acts_on_each_frame_exactly(
     assert [traced[n][0] for n in used] == want  # ... and read the pad for frame N
     assert len(set(want)) > 1  # the pads depend on the frame, so exactness means something
     assert re.search(r"frame age p50 \d+\.\d ms", status), status
+
+
+def test_record_ends_cleanly_when_the_emulator_is_killed(tmp_path, hooked_plugin_so, ring_path):
+    """SIGKILL leaves the ring marked open: the recorder sees its writer gone,
+    writes what it has and closes the session instead of waiting forever."""
+    cfg = emuframes.EmuRecordConfig(out=str(tmp_path / "session"), ring=str(ring_path), wait_s=20)
+    result: list[emuframes.EmuRecordResult] = []
+    errors: list[BaseException] = []
+    seen: list[int] = []
+
+    def run() -> None:
+        try:
+            result.append(emuframes.record(cfg, on_frame=lambda f: seen.append(f.frame)))
+        except BaseException as e:
+            errors.append(e)
+
+    with PadServer(ScriptedPads({0: script(5000)}), ServerConfig(port=0)) as srv:
+        emu = Emulator(
+            tmp_path,
+            hooked_plugin_so,
+            srv.address[1],
+            10**9,
+            VIDEOS[0],
+            KARTBOT_FRAMES=str(ring_path),
+        )
+        recorder = threading.Thread(target=run, daemon=True)
+        recorder.start()
+        try:
+            assert poll(lambda: len(seen) >= 30 or bool(errors), 30), errors
+        finally:
+            emu.kill()  # SIGKILL: RomClosed never runs
+        recorder.join(timeout=30)
+    assert not recorder.is_alive(), "the recorder waits for a dead emulator"
+    assert not errors, errors
+    res = result[0]
+    rows = list(open_source(tmp_path / "session").frames())
+    assert len(rows) == res.frames_written >= 30
+    for r in rows[::10]:
+        np.testing.assert_array_equal(r.image(), expected_rgb(r.index, VIDEOS[0]))
