@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kartdata.errors import DatasetError, KartError, fault
+from kartdata.malloc import keep_freed_memory
 from kartdata.manifest import ShardInfo
 from kartdata.shard.engine import (
     EngineResult,
@@ -47,6 +48,7 @@ def _run_inline(job: ShardJob, tasks: Sequence[SessionTask], on_frames: Progress
 
 def _worker_main(job: ShardJob, worker: int, tasks: Any, results: Any, parent: int) -> None:
     """A persistent worker: sessions from ``tasks`` until a ``None``."""
+    keep_freed_memory()
     writers = open_writers(job, worker)
     try:
         while True:
