@@ -27,7 +27,7 @@ import io
 import os
 import zlib
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import Any
 
 from kartdata import fs
 from kartdata.errors import DatasetError
@@ -118,9 +118,14 @@ def index_row(
 class IndexWriter:
     """Writes one Parquet sidecar at ``path`` a row group at a time (the
     caller picks a temporary name and renames it once the shard is complete);
-    :meth:`close` syncs it."""
+    :meth:`close` writes it out and syncs it.
+
+    The file is built in memory (a sidecar is ~100 KB per 128 MiB shard) and
+    written in one go, so that any :mod:`kartdata.fs` path works, ``gs://`` and
+    ``ram://`` included (pyarrow cannot write through a ``tf.io.gfile`` file)."""
 
     def __init__(self, path: str) -> None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.path = path
@@ -129,9 +134,11 @@ class IndexWriter:
         self._pending: list[list[Any]] = []
         self._batches: list[Any] = []
         self._batched = 0
-        self._cm = fs.open_file(path, "wb")
-        self._raw: IO[bytes] = self._cm.__enter__()
-        self._writer = pq.ParquetWriter(self._raw, self._schema, **PARQUET_OPTIONS)
+        self._buffer = pa.BufferOutputStream()
+        self._writer = pq.ParquetWriter(self._buffer, self._schema, **PARQUET_OPTIONS)
+        # the file exists from the start, as the shard beside it does
+        with fs.open_file(path, "wb"):
+            pass
         self._closed = False
 
     def write(self, row: Sequence[Any]) -> None:
@@ -165,19 +172,19 @@ class IndexWriter:
             return
         self._flush()
         self._writer.close()
-        self._raw.flush()
-        if not fs.is_remote(self.path):
-            os.fsync(self._raw.fileno())
-        self._cm.__exit__(None, None, None)
+        with fs.open_file(self.path, "wb") as f:
+            f.write(self._buffer.getvalue().to_pybytes())
+            f.flush()
+            if not fs.is_remote(self.path):
+                os.fsync(f.fileno())
         self._closed = True
 
     def abort(self) -> None:
         if not self._closed:
             self._closed = True
-            # or pyarrow finishes the file when the writer is collected, after
-            # it is closed (a full disk): a traceback on stderr at exit
+            # or pyarrow finishes the file when the writer is collected: at
+            # exit, into a buffer nobody reads
             self._writer.is_open = False
-            self._cm.__exit__(None, None, None)
 
 
 def table_from_columns(columns: Sequence[Sequence[Any]], schema: Any | None = None) -> Any:
@@ -197,12 +204,15 @@ def table_from_columns(columns: Sequence[Sequence[Any]], schema: Any | None = No
 
 def write_index_table(path: str, table: Any) -> None:
     """Write a whole sidecar at once (``table`` in :func:`arrow_schema`), synced."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    buffer = pa.BufferOutputStream()  # as IndexWriter: any kartdata.fs path
+    pq.write_table(
+        table.cast(arrow_schema()), buffer, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS
+    )
     with fs.open_file(path, "wb") as f:
-        pq.write_table(
-            table.cast(arrow_schema()), f, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS
-        )
+        f.write(buffer.getvalue().to_pybytes())
         f.flush()
         if not fs.is_remote(path):
             os.fsync(f.fileno())
@@ -236,7 +246,9 @@ def read_index_table(path: str, columns: Sequence[str] | None = None, filters: A
         return table.select(wanted)
     try:
         with fs.open_file(path, "rb") as f:
-            source = f if fs.is_remote(path) else pa.memory_map(path)
+            # pyarrow cannot read through a tf.io.gfile file: a remote sidecar
+            # is fetched whole (it is small), a local one memory-mapped
+            source = pa.BufferReader(f.read()) if fs.is_remote(path) else pa.memory_map(path)
             if expr is None:  # ParquetFile: a fraction of read_table's cost per file
                 return pq.ParquetFile(source).read(columns=wanted, use_threads=False)
             return pq.read_table(source, columns=wanted, filters=expr, use_threads=False)
@@ -326,9 +338,12 @@ def check_index(path: str, name: str, records: int) -> str | None:
     import pyarrow.parquet as pq
 
     try:
-        with fs.open_file(path, "rb") as f:
-            meta = pq.read_metadata(f)
-            names = tuple(meta.schema.to_arrow_schema().names)
+        if fs.is_remote(path):
+            with fs.open_file(path, "rb") as f:
+                meta = pq.read_metadata(pa.BufferReader(f.read()))
+        else:
+            meta = pq.read_metadata(path)
+        names = tuple(meta.schema.to_arrow_schema().names)
     except (OSError, pa.ArrowException) as e:
         return f"{name}: unreadable index ({(str(e).splitlines() or [''])[0]})"
     if names != INDEX_COLUMNS:

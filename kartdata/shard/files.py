@@ -95,7 +95,9 @@ class ShardFile:
             with contextlib.suppress(Exception):
                 self._index.abort()
         for p in (self._final + TEMP_SUFFIX, self._index_final + TEMP_SUFFIX):
-            with contextlib.suppress(OSError):
+            # best effort: what is left, the next run's clean-up deletes
+            # (tf.io.gfile raises its own errors, not OSError)
+            with contextlib.suppress(Exception):
                 fs.remove(p)
 
     def __enter__(self) -> ShardFile:
