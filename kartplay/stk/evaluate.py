@@ -169,9 +169,11 @@ def expert_for(track: str, replays: Path = SHIPPED_REPLAY_DIR) -> ExpertDrive:
     if not lap > 0:
         raise EvaluateError(f"{h.path}: distance {at_finish} at min_time is not a lap length")
     d = s["distance"].to_numpy()
-    # The replay's distance is lap × length + distance into the lap, the lap
-    # being -1 until the start line is first crossed (a jump of one length).
-    progress = np.where(d < -0.5 * lap, d + lap, d)
+    # Until the kart first crosses the start line (within the first ~0.2 s)
+    # the replay holds a negative placeholder (-length on lighthouse, -814 m on
+    # xr591's 1241 m lap); the kart is then at 0. The running maximum drops
+    # one-sample glitches (xr591 falls back a lap for one sample at 75.2 s).
+    progress = np.maximum(d, 0.0)
     return ExpertDrive(
         replay=h.name,
         track=h.track,

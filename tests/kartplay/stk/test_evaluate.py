@@ -183,5 +183,11 @@ def test_the_expert_is_the_fastest_forward_time_trial_of_the_track() -> None:
     assert e.progress_m[-1] >= 3 * e.lap_length_m * 0.999
     assert e.time_to(3 * e.lap_length_m) == pytest.approx(e.min_time_s, abs=0.1)
     assert e.time_to(0.0) is None and e.time_to(10 * e.lap_length_m) is None
+    # progress starts at 0 and only grows, whatever the replay's placeholder before
+    # the start line (xr591's is -814 m on a 1241 m lap) or its one-sample glitches
+    for track in ("cocoa_temple", "xr591", "abyss"):
+        x = expert_for(track)
+        assert x.progress_m[0] == 0.0 and np.all(np.diff(x.progress_m) >= 0)
+        assert x.time_to(1.0) < 2.0
     # sandtrack's reverse supertux replay (104 s) is not a forward time trial: novice's it is
     assert expert_for("sandtrack").replay == "standard_novice_sandtrack"
