@@ -6,6 +6,16 @@ process tree, sampled), bytes per frame; then the ratios. The sharder also runs
 at 2N frames to show its memory does not grow with the data, and with each
 record compression for the README's trade-off note.
 
+The per-frame floor (issue 15), measured in the same run: the work every frame
+needs — libspng decode, the 2x reduce to the storage box, JPEG q90 encode, as
+the sharder did them before issue 15 — timed in one process on one core over
+the same frames, times the cores. ``shard / floor`` says how much of the
+machine the sharder turns into frames; each floor figure is a median over
+``--repeat`` passes interleaved with the shard runs, so both see the same load.
+On a shared machine the wall-clock ratio moves with the others' load; the
+sharder's CPU seconds per frame (its whole process tree, from the kernel's
+accounting) against the floor's do not, so both are printed.
+
 Baselines (both written here, as the reference):
 
 - ``tensorkart``: what TensorKart's ``utils.py prepare`` did — skimage ``imread``,
@@ -16,6 +26,7 @@ Baselines (both written here, as the reference):
   gap is TensorKart's choice of library.
 
     python benchmarks/shard.py [--frames 5000] [--repeat 1]
+    python benchmarks/shard.py --floor [--frames 2000] [--repeat 5]   # shard vs floor only
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,6 +74,36 @@ else:
 """
 
 
+FLOOR = r"""
+import io, sys, time
+from pathlib import Path
+import pyspng
+from PIL import Image
+files = [Path(p) for p in sys.argv[1:]]
+t = time.process_time()
+for f in files:
+    a = pyspng.load(f.read_bytes())
+    im = Image.fromarray(a).resize((320, 240), Image.Resampling.BILINEAR, reducing_gap=1.0)
+    Image.fromarray(__import__("numpy").asarray(im)).save(
+        io.BytesIO(), format="JPEG", quality=90, optimize=True
+    )
+print((time.process_time() - t) / len(files))
+"""
+#: Frames the floor is timed on (spread over the sessions).
+FLOOR_FRAMES = 400
+
+
+def floor_run(srcs: list[Path]) -> float:
+    """Seconds of one core's CPU per frame for decode + resize + encode (CPU
+    time, not wall: a busy machine stretches wall time, not the work)."""
+    files = [p for s in srcs for p in sorted(s.glob("img_*.png"))]
+    pick = files[:: max(1, len(files) // FLOOR_FRAMES)][:FLOOR_FRAMES]
+    out = subprocess.run(
+        [sys.executable, "-c", FLOOR, *map(str, pick)], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip())
+
+
 def sessions(frames: int) -> list[Path]:
     """TensorKart sessions of SESSION_FRAMES each, made once and cached."""
     from kartdata import synth
@@ -78,8 +120,15 @@ def sessions(frames: int) -> list[Path]:
     return out
 
 
+#: CPU seconds (user + system) the last :func:`run`'s process tree used.
+last_cpu = 0.0
+
+
 def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of the process tree, sampled every 50 ms."""
+    """Wall seconds and peak RSS (bytes) of the process tree, sampled every 50 ms;
+    its CPU seconds go in :data:`last_cpu`."""
+    global last_cpu
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -91,6 +140,8 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
             pass
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    last_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
     return seconds, peak
@@ -161,6 +212,7 @@ def shard_run(
     r = {
         "seconds": seconds,
         "fps": frames / seconds,
+        "cpu_per_frame": last_cpu / frames,
         "rss": rss,
         "bytes_per_frame": m["bytes"] / written,
     }
@@ -211,7 +263,13 @@ def main() -> None:
     ap.add_argument(
         "--read", action="store_true", help="only: write and read back gzip vs none (tf.data)"
     )
+    ap.add_argument(
+        "--floor", action="store_true", help="only: the sharder against the per-frame floor"
+    )
     a = ap.parse_args()
+    if a.floor:
+        floor_report(a.frames, a.repeat)
+        return
     if a.read:
         srcs = sessions(a.frames)
         n = len(srcs) * SESSION_FRAMES
@@ -266,6 +324,38 @@ def main() -> None:
         print(
             f"{comp} vs none: {g['bytes_per_frame'] / z['bytes_per_frame']:.3f}x the bytes, "
             f"{g['fps'] / z['fps']:.2f}x the speed"
+        )
+
+
+def floor_report(frames: int, repeat: int) -> None:
+    """Shard runs (verdicts stored, and validating inline) interleaved with
+    floor passes; medians and the ratios."""
+    srcs = sessions(frames)
+    n = len(srcs) * SESSION_FRAMES
+    cores = os.cpu_count() or 1
+    print(f"{n} TensorKart frames (640x480 PNG) in {len(srcs)} sessions; {cores} cores")
+    store_verdicts(srcs)
+    floors: list[float] = []
+    stored: list[dict[str, float]] = []
+    inline: list[dict[str, float]] = []
+    for _ in range(repeat):
+        floors.append(floor_run(srcs))
+        stored.append(shard_run(srcs, n))
+        inline.append(shard_run(srcs, n, inline=True))
+    per_frame = statistics.median(floors)
+    floor_fps = cores / per_frame
+    spread = (min(floors) * 1e3, max(floors) * 1e3)
+    print(
+        f"floor: {per_frame * 1e3:.2f} ms/frame on one core (CPU time; range "
+        f"{spread[0]:.2f}–{spread[1]:.2f} over {repeat}) x {cores} cores = {floor_fps:.0f} frames/s"
+    )
+    for name, runs in (("verdicts stored", stored), ("validating inline", inline)):
+        r = median(runs)
+        fps = [x["fps"] for x in runs]
+        print(
+            f"shard ({name}): {r['fps']:.0f} frames/s (range {min(fps):.0f}–{max(fps):.0f}), "
+            f"shard / floor = {r['fps'] / floor_fps:.2f}; CPU {r['cpu_per_frame'] * 1e3:.2f} "
+            f"ms/frame, floor / shard CPU = {per_frame / r['cpu_per_frame']:.2f}"
         )
 
 
