@@ -152,9 +152,15 @@ def prepare(dataset: str, config: LoadConfig | None = None, **options: Any) -> P
         raise DatasetError(f"batch_size {cfg.batch_size} must be positive")
     if cfg.on_error not in ("raise", "skip"):
         raise DatasetError(f"on_error {cfg.on_error!r} is not 'raise' or 'skip'")
+    selected = [s for s in manifest.sessions if cfg.splits.selects(s.tags)]
+    if not selected and manifest.sessions:
+        raise DatasetError(
+            f"{root}: no session carries the tags {', '.join(cfg.splits.session_tags)} "
+            f"(of {len(manifest.sessions)} sessions)"
+        )
     keys = frozenset(
         sessions_in(
-            manifest.session_keys(), split, cfg.splits, recording_aliases(manifest.sessions)
+            {s.key for s in selected}, split, cfg.splits, recording_aliases(tuple(selected))
         )
     )
 

@@ -164,6 +164,10 @@ IMAGE_FORMATS = ("png", "jpg")
 #: The tag that marks recovery data (CTR-AI mode ``A``, recorder segments,
 #: simulator perturbations, learner-driven recordings, human corrections).
 RECOVERY_TAG = "recovery"
+#: The tag of a frame whose controls are not known (a replay frame whose game
+#: time could not be read: intro, countdown, results). Such a frame keeps its
+#: place in the recording but never enters a shard: it has no label to learn.
+UNLABELLED_TAG = "unlabelled"
 
 
 def frame_filename(frame: int, image_format: str = "png") -> str:

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from kartdata.errors import DatasetError
+from kartdata.schema import TAG_SEPARATOR
 
 Split = Literal["train", "val", "all"]
 SPLITS: tuple[str, ...] = ("train", "val", "all")
@@ -46,10 +47,22 @@ class SplitConfig:
     salt: str = ""
     val_sessions: tuple[str, ...] | None = None
     train_sessions: tuple[str, ...] | None = None
+    #: Only sessions whose ``session.json`` carries every one of these tags take
+    #: part (e.g. ``("stk-replay",)`` for SuperTuxKart's expert demonstrations);
+    #: the others are in no split. Empty: every session.
+    session_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction <= 1.0:
             raise DatasetError(f"val_fraction {self.val_fraction} is not in [0, 1]")
+        if any(not tag or TAG_SEPARATOR in tag for tag in self.session_tags):
+            raise DatasetError(
+                f"session tags {self.session_tags} must be non-empty and hold no ';'"
+            )
+
+    def selects(self, tags: Iterable[str]) -> bool:
+        """Whether a session with ``tags`` takes part in the split."""
+        return set(self.session_tags) <= set(tags)
 
 
 def normalize_split(split: str) -> str:

@@ -88,6 +88,12 @@ def train(
         None,
         help="Comma-separated sessions held out instead: keys, key prefixes or recording names.",
     ),
+    session_tags: str = typer.Option(
+        None,
+        "--session-tags",
+        help="Comma-separated session tags: train and validate only on sessions carrying all "
+        "of them (e.g. stk-replay).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     seed: int = typer.Option(None, help="Seed weights, data order and augmentation."),
     deterministic: bool = typer.Option(
@@ -142,6 +148,7 @@ def train(
                 splits=SplitConfig(
                     val_fraction=val_fraction,
                     val_sessions=tuple(val_sessions.split(",")) if val_sessions else None,
+                    session_tags=tuple(session_tags.split(",")) if session_tags else (),
                 ),
                 balance=balance,
                 recovery_weight=recovery_weight,

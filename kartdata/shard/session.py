@@ -15,6 +15,7 @@ from kartdata.index import index_row
 from kartdata.manifest import Encoding, SessionInfo
 from kartdata.schema import (
     CONTEXT_RADIUS,
+    UNLABELLED_TAG,
     ClassThresholds,
     FrameExample,
     encode_example,
@@ -84,6 +85,9 @@ def shard_session(
         verdict = verdicts.get(frame.index, "")
         if verdict and not keep_flagged:
             excluded[verdict] = excluded.get(verdict, 0) + 1
+            continue
+        if UNLABELLED_TAG in frame.tags:
+            excluded[UNLABELLED_TAG] = excluded.get(UNLABELLED_TAG, 0) + 1
             continue
         stored = store_frame(frame, encoding, spool)
         size = stored.source_size

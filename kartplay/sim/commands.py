@@ -191,6 +191,7 @@ def train_command(config: TrainConfig, out: Path) -> Command:
                         {
                             "val_fraction": "--val-fraction",
                             "val_sessions": lambda v: ["--val-sessions", ",".join(v)],
+                            "session_tags": lambda v: ["--session-tags", ",".join(v)],
                         },
                         what,
                     ),

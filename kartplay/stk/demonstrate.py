@@ -25,7 +25,8 @@ What each pad field is (:func:`pad_at`):
 
 Frames whose time cannot be read (menus, loading, the track intro, Ready /
 Set, the result screen) are recorded with the neutral pad and the per-frame
-tag :data:`UNTIMED_TAG`; ``labels.csv`` beside ``controls.csv`` holds each
+tags :data:`UNTIMED_TAG` and ``schema.UNLABELLED_TAG``, so that sharding leaves
+them out (counted as ``unlabelled``); ``labels.csv`` beside ``controls.csv`` holds each
 frame's game time and the replay line its label came from.
 
 Starting a watched replay has no command-line option in SuperTuxKart 1.4
@@ -56,7 +57,7 @@ import numpy as np
 
 from kartdata.devices import Region, ScreenCapture, WindowRegion
 from kartdata.errors import KartError
-from kartdata.schema import Pad, SessionMeta
+from kartdata.schema import UNLABELLED_TAG, Pad, SessionMeta
 from kartdata.sources.native import SessionWriter
 from kartplay.stk.config import GameSettings, config_xml, write_config
 from kartplay.stk.display import HeadlessDisplay
@@ -502,7 +503,7 @@ def record_demonstration(cfg: DemoConfig) -> DemoResult:
                 if t is not None and t == last:
                     continue  # the game has not drawn a new frame since the last grab
                 if t is None:
-                    idx = writer.write(image, Pad(), t_ns=t_ns, tags=(UNTIMED_TAG,))
+                    idx = writer.write(image, Pad(), t_ns=t_ns, tags=(UNTIMED_TAG, UNLABELLED_TAG))
                     labels.writerow([idx, "", ""])
                 else:
                     pad, line = pad_at(replay, t)
