@@ -1,6 +1,5 @@
-"""kartplay stk evaluate — owned by helper H8: an exported model drives
-SuperTuxKart time trials, scored against the human experts of the ghost
-replays the game ships.
+"""``kartplay stk evaluate``: an exported model drives SuperTuxKart time
+trials, scored against the human experts of the ghost replays the game ships.
 
 Per track, one time trial (:class:`~kartplay.stk.game.SuperTuxKart`, a private
 Xvfb) driven by :class:`~kartplay.window.WindowDriver` (capture → the shared
