@@ -16,10 +16,12 @@ The recipe, each stage the project's own command or function:
 4. ``kartmodel export``;
 5. ``kartplay stk evaluate`` on the trained tracks and the held-out ones.
 
-Baseline, measured in the same run (unless ``--no-baseline``): the same
-evaluation of a model that always holds the gas and steers straight (a real
-exported PilotNet whose output biases fix its answer), so the clone's progress
-has a floor to beat beside the human's ceiling.
+Baseline, measured in the same run (``--variants``, default clone and
+gas-only): the same evaluation of a model that always holds the gas and steers
+straight (a real exported PilotNet whose output biases fix its answer), so the
+clone's progress has a floor to beat beside the human's ceiling; and
+``clone-gas-held``, the clone's steering with the gas always held, which
+separates its steering from its pedals.
 
     .venv/bin/python benchmarks/stk_laptable.py --work /tmp/laptable \\
         [--train lighthouse:standard_intermediate_lighthouse,...] \\
@@ -42,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kartplay.policy import PolicyConfig
 from kartplay.stk.demonstrate import DemoConfig, record_demonstration
 from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
 from kartplay.stk.replay import SHIPPED_REPLAY_DIR
@@ -49,6 +52,11 @@ from kartplay.stk.replay import SHIPPED_REPLAY_DIR
 TRAIN = "standard_intermediate_lighthouse,standard_supertux_fortmagma,standard_supertux_scotland"
 VAL = "standard_supertux_snowmountain"
 HELD_OUT = "xr591,abyss"
+VARIANTS = {
+    "clone": "the trained model as exported",
+    "clone-gas-held": "the trained model's steering, the gas always held (PolicyConfig.hold)",
+    "gas-only": "baseline: the gas held, steering straight, whatever it sees",
+}
 
 
 def _cli(*argv: str) -> None:
@@ -142,7 +150,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--laps", type=int, default=1)
     p.add_argument("--limit-factor", type=float, default=3.0)
-    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--variants", default="clone,gas-only", help=f"Of {', '.join(VARIANTS)}.")
     a = p.parse_args()
     work = a.work
     work.mkdir(parents=True, exist_ok=True)
@@ -167,42 +175,36 @@ def main() -> None:
 
     trained = {read_replay(SHIPPED_REPLAY_DIR / f"{n}.replay").header.track for n in train}
     tracks = (*sorted(trained), *held_out)
-    results = {}
-    for name, path in [("clone", model)] + (
-        [] if a.no_baseline else [("baseline: gas only", gas_only_model(work))]
-    ):
+    variants = [v for v in a.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variant(s) {', '.join(sorted(unknown))}; have {', '.join(VARIANTS)}")
+    saved = work / "laptable.json"
+    results = json.loads(saved.read_text())["results"] if saved.exists() else {}
+    for name in variants:
+        path = gas_only_model(work) if name == "gas-only" else model
+        policy = PolicyConfig(hold=("a",)) if name == "clone-gas-held" else PolicyConfig()
         t1 = time.monotonic()
         report = evaluate(
             EvaluateConfig(
                 str(path), tracks, laps=a.laps, limit_factor=a.limit_factor,
-                out=work / ("evaluate-" + name.split(":")[0]),
+                out=work / f"evaluate-{name}", policy=policy,
             )
         )  # fmt: skip
-        print(table(name, report, trained), flush=True)
+        print(table(f"{name}: {VARIANTS[name]}", report, trained), flush=True)
         print(f"  ({time.monotonic() - t1:.0f} s)", flush=True)
         results[name] = [asdict(r) for r in report.runs]
-    (work / "laptable.json").write_text(
-        json.dumps(
-            {
-                "train": train,
-                "val": a.val_replay,
-                "held_out": held_out,
-                "seed": a.seed,
-                "epochs": a.epochs,
-                "seconds": a.seconds,
-                "laps": a.laps,
-                "results": results,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
-    if "baseline: gas only" in results:
+        meta = {"train": train, "val": a.val_replay, "held_out": held_out, "seed": a.seed,
+                "epochs": a.epochs, "seconds": a.seconds, "laps": a.laps,
+                "limit_factor": a.limit_factor}  # fmt: skip
+        saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
+    if "clone" in results and "gas-only" in results:
         clone = {r["track"]: r["progress_frac"] for r in results["clone"]}
-        base = {r["track"]: r["progress_frac"] for r in results["baseline: gas only"]}
+        base = {r["track"]: r["progress_frac"] for r in results["gas-only"]}
         for t in tracks:
-            ratio = clone[t] / base[t] if base[t] > 0 else float("nan")
-            print(f"progress clone / gas-only on {t}: {ratio:.2f}")
+            if t in clone and t in base:
+                ratio = clone[t] / base[t] if base[t] > 0 else float("nan")
+                print(f"progress clone / gas-only on {t}: {ratio:.2f}")
     print(f"total wall {time.monotonic() - t0:.0f} s")
 
 
