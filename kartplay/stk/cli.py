@@ -130,3 +130,24 @@ def evaluate(
     typer.echo(
         f"table: {report.table_json} {report.table_csv}; plot: {report.plot}; gif: {report.gif}"
     )
+
+
+@stk_app.command()
+def demonstrate(
+    out: Path = typer.Option(..., help="Directory for the sessions, one per replay."),
+    replays: list[Path] | None = typer.Argument(
+        None, help="Replay files (default: every shipped race replay)."
+    ),
+    seconds: float | None = typer.Option(
+        None, help="Record this many game seconds of each race (default: the whole race)."
+    ),
+) -> None:
+    """Record the game's ghost replays of expert drives as labelled native sessions."""
+    from kartplay.stk.demonstrate import record_replays
+
+    for result in record_replays(out, replays or None, seconds):
+        typer.echo(
+            f"{result.session}: {result.frames} frames, {result.timed} with a game time "
+            f"({result.timed_share:.1%} of the racing frames), "
+            f"game time {result.first_time_s:.2f}-{result.last_time_s:.2f} s"
+        )

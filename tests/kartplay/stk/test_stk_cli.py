@@ -78,3 +78,18 @@ def test_keymap_writes_the_key_map_the_recorder_and_drive_window_read(tmp_path: 
 def test_bad_race_settings_are_one_line(bad: str) -> None:
     r = subprocess.run([*KARTPLAY, "stk", "race", bad], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_demonstrate_names_the_bad_replay_line_and_records_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.replay"
+    bad.write_text("version: 4\nbogus\n")
+    out = tmp_path / "sessions"
+    r = subprocess.run(
+        [*KARTPLAY, "stk", "demonstrate", "--out", str(out), str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and f"{bad}:2:" in r.stderr, r.stderr
+    assert not out.exists()
