@@ -34,8 +34,18 @@ def init() -> None:
         from pygame._sdl2 import controller
 
         if not pygame.display.get_init():
-            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-            pygame.display.init()
+            # The dummy driver for SDL's own start only: left in the environment,
+            # it would reach the games and emulators this process starts, which
+            # then cannot open their window (SuperTuxKart: "Could not initialize
+            # display!").
+            chosen = "SDL_VIDEODRIVER" in os.environ
+            if not chosen:
+                os.environ["SDL_VIDEODRIVER"] = "dummy"
+            try:
+                pygame.display.init()
+            finally:
+                if not chosen:
+                    del os.environ["SDL_VIDEODRIVER"]
         if not pygame.joystick.get_init():
             pygame.joystick.init()
         if not controller.get_init():

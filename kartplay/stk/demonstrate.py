@@ -43,7 +43,6 @@ screen it expects is up (coarse fingerprints of the 400x300 menus).
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import tempfile
@@ -61,6 +60,7 @@ from kartdata.schema import UNLABELLED_TAG, Pad, SessionMeta
 from kartdata.sources.native import SessionWriter
 from kartplay.stk.config import GameSettings, config_xml, write_config
 from kartplay.stk.display import HeadlessDisplay
+from kartplay.stk.game import game_env
 from kartplay.stk.hud import TimerFont, font_for
 from kartplay.stk.install import GameInstall
 from kartplay.stk.procs import end_process, start_process
@@ -328,13 +328,7 @@ class WatchedReplay:
         ]
         if stdbuf := shutil.which("stdbuf"):
             argv = [stdbuf, "-oL", *argv]
-        env = {
-            **os.environ,
-            "HOME": str(home),
-            "DISPLAY": self.display,
-            "LANGUAGE": "en",
-            "SUPERTUXKART_DATADIR": str(datadir),
-        }
+        env = game_env(home, self.display, SUPERTUXKART_DATADIR=str(datadir))
         self.proc = start_process(
             argv,
             env=env,

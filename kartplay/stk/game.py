@@ -93,6 +93,20 @@ class RaceResult:
     frames: int
 
 
+def game_env(home: Path, display: str, **extra: str) -> dict[str, str]:
+    """The game's environment: a private HOME on ``display``; English, so the log
+    and the HUD read the same on every machine; SDL's X11 video driver whatever
+    a pad reader in this process chose for itself."""
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "DISPLAY": display,
+        "LANGUAGE": "en",
+        "SDL_VIDEODRIVER": "x11",
+        **extra,
+    }
+
+
 class SuperTuxKart:
     """One game, one time trial (see the module docstring).
 
@@ -146,8 +160,7 @@ class SuperTuxKart:
         stdbuf = shutil.which("stdbuf")
         if stdbuf:  # line-buffered stdout: each frame line arrives as it is logged
             argv = [stdbuf, "-oL", *argv]
-        # English, so the log and the HUD read the same on every machine.
-        env = {**os.environ, "HOME": str(self.home), "DISPLAY": self.display, "LANGUAGE": "en"}
+        env = game_env(self.home, self.display)
         self.started_s = time.monotonic()
         self.proc = start_process(
             argv,

@@ -5,6 +5,7 @@ mapping of its own). Driven by SDL virtual joysticks with real pads' identities.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,15 @@ def test_bad_mapping_files_are_one_line_errors(tmp_path: Path, content: str, mes
 
 def test_the_default_mapping_round_trips_through_json() -> None:
     assert PadMapping.from_json(DEFAULT_PAD_MAPPING.to_json()) == DEFAULT_PAD_MAPPING
+
+
+def test_reading_pads_leaves_no_video_driver_for_the_programs_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pygame
+
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    pygame.display.quit()
+    sdl.init()
+    assert pygame.display.get_init()
+    assert "SDL_VIDEODRIVER" not in os.environ

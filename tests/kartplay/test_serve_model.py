@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from exported_models import export_pilotnet
 from xvfb import poll as _poll
 
 from kartdata.devices.capture import Region, ScreenCapture
@@ -48,29 +49,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PilotNet (66x200, outputs x,a,b) exported by the real ``kartmodel.artifact``
     from a run directory written by ``kartmodel.run``: random weights, seeded,
     with the output layer scaled up so that the pad varies with what is on screen."""
-    import keras
-
-    from kartdata.schema import ClassThresholds
-    from kartdata.targets import TargetConfig
-    from kartmodel.artifact import export
-    from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.run import BEST_WEIGHTS, Run
-
-    keras.utils.set_random_seed(3)
-    config = TrainConfig(
-        "unused",
-        model="pilotnet",
-        height=66,
-        width=200,
-        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
-    )
-    run = Run(tmp_path_factory.mktemp("serve") / "run", config, ClassThresholds())
-    run.save()
-    model = run.build_model()
-    out = model.get_layer("outputs")
-    out.set_weights([w * 20 for w in out.get_weights()])
-    model.save_weights(str(run.file(BEST_WEIGHTS)))
-    return export(run.path, "keras")
+    return export_pilotnet(tmp_path_factory.mktemp("serve") / "run", seed=3)
 
 
 def expected_pad(art: Path, display: str, region: Region) -> dict[str, int]:

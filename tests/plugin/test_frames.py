@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exported_models import export_pilotnet
 from real_emulator import Emulator, script
 from xvfb import poll
 
@@ -386,29 +387,7 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PilotNet (66x200, outputs x, a, b) with random seeded weights, exported by
     the real kartmodel.artifact; its output layer scaled up so that the pad
     depends on the frame."""
-    import keras
-
-    from kartdata.schema import ClassThresholds
-    from kartdata.targets import TargetConfig
-    from kartmodel.artifact import export
-    from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.run import BEST_WEIGHTS, Run
-
-    keras.utils.set_random_seed(5)
-    config = TrainConfig(
-        "unused",
-        model="pilotnet",
-        height=66,
-        width=200,
-        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
-    )
-    run = Run(tmp_path_factory.mktemp("emu-serve") / "run", config, ClassThresholds())
-    run.save()
-    model = run.build_model()
-    out = model.get_layer("outputs")
-    out.set_weights([w * 20 for w in out.get_weights()])
-    model.save_weights(str(run.file(BEST_WEIGHTS)))
-    return export(run.path, "keras")
+    return export_pilotnet(tmp_path_factory.mktemp("emu-serve") / "run", seed=5)
 
 
 def test_serve_frames_emulator_lockstep_acts_on_each_frame_exactly(

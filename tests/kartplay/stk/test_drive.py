@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exported_models import export_pilotnet
 from stk_view import total_shift
 from xvfb import poll
 
@@ -86,30 +87,9 @@ def right_and_gas(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output layer: zero weights, biases giving x = +0.99 (full right), a = 0.99
     (gas), b = -0.99 (no brake). What it sees still goes through the whole
     path: capture, the shared preprocessing, the model, the policy, the keys."""
-    import keras
-
-    from kartdata.schema import ClassThresholds
-    from kartdata.targets import TargetConfig
-    from kartmodel.artifact import export
-    from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.run import BEST_WEIGHTS, Run
-
-    keras.utils.set_random_seed(5)
-    config = TrainConfig(
-        "unused",
-        model="pilotnet",
-        height=66,
-        width=200,
-        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    return export_pilotnet(
+        tmp_path_factory.mktemp("drive") / "run", seed=5, bias=(100.0, 100.0, -100.0)
     )
-    run = Run(tmp_path_factory.mktemp("drive") / "run", config, ClassThresholds())
-    run.save()
-    model = run.build_model()
-    out = model.get_layer("outputs")
-    w, _ = out.get_weights()
-    out.set_weights([np.zeros_like(w), np.array([100.0, 100.0, -100.0], dtype=np.float32)])
-    model.save_weights(str(run.file(BEST_WEIGHTS)))
-    return export(run.path, "keras")
 
 
 def _down(display: str, names: list[str]) -> set[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exported_models import export_pilotnet
 from PIL import Image
 
 from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
@@ -35,30 +36,9 @@ def gas_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real exported PilotNet (outputs x,a,b): zero weights, biases giving
     x = 0, a = 0.99 (gas), b = -0.99; what it sees still goes through capture,
     the shared preprocessing, the model and the policy."""
-    import keras
-
-    from kartdata.schema import ClassThresholds
-    from kartdata.targets import TargetConfig
-    from kartmodel.artifact import export
-    from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.run import BEST_WEIGHTS, Run
-
-    keras.utils.set_random_seed(7)
-    config = TrainConfig(
-        "unused",
-        model="pilotnet",
-        height=66,
-        width=200,
-        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
+    return export_pilotnet(
+        tmp_path_factory.mktemp("evaluate") / "run", seed=7, bias=(0.0, 100.0, -100.0)
     )
-    run = Run(tmp_path_factory.mktemp("evaluate") / "run", config, ClassThresholds())
-    run.save()
-    model = run.build_model()
-    out = model.get_layer("outputs")
-    w, _ = out.get_weights()
-    out.set_weights([np.zeros_like(w), np.array([0.0, 100.0, -100.0], dtype=np.float32)])
-    model.save_weights(str(run.file(BEST_WEIGHTS)))
-    return export(run.path, "keras")
 
 
 def _children() -> list[str]:

@@ -27,6 +27,8 @@ from kartplay.stk.game import WINDOW_TITLE, SuperTuxKart, TimeTrial
 from kartplay.stk.keys import STK_KEYMAP, write_keymap
 
 KARTDATA = [sys.executable, "-m", "kartdata.cli"]
+#: How far past the start the chequered start line is still in view (m).
+START_LINE_M = 8.0
 FPS = 15.0
 SECONDS = 5.0
 
@@ -69,7 +71,8 @@ def test_a_take_of_the_real_game_has_the_keys_validates_and_shards(tmp_path: Pat
                     rec.wait()
         distance = game.frame().distance_m
         assert game.log is not None
-        shown = [f.seen_s for f in game.log.history]  # when the game had shown a new frame
+        history = list(game.log.history)
+        shown = [f.seen_s for f in history]  # when the game had shown a new frame
     assert rec.returncode == 0, stderr
     assert distance > 10  # the kart really drove during the take
 
@@ -103,12 +106,26 @@ def test_a_take_of_the_real_game_has_the_keys_validates_and_shards(tmp_path: Pat
     # frozen. Between the capture before such a frame and it the game logged
     # no frame (one allowed: a frame's line is logged before it is drawn).
     by_index = {f.index: f for f in rows}
+
+    def distance_at(t_s: float) -> float:
+        return max((f.distance_m for f in history if f.seen_s <= t_s), default=0.0)
+
     for i, why in sorted(verdicts.items()):
+        if why == "desktop":
+            # The one view of the game a take never shows again: the start
+            # line's chequered band across the bottom third. On an idle machine
+            # the kart leaves it within a frame or two, too few for the detector
+            # to learn it as the game (its documented limit, docs/validation.md).
+            # Anywhere past the start line a desktop verdict is a failure.
+            d = distance_at(by_index[i].t_ns / 1e9)
+            assert d < START_LINE_M, f"frame {i} flagged desktop {d:.1f} m into the race"
+            continue
         assert why == "frozen", (i, why)
         lo, hi = by_index[i - 1].t_ns / 1e9, by_index[i].t_ns / 1e9
         logged = sum(lo < t <= hi for t in shown)
         assert logged <= 1, f"frame {i} flagged frozen while the game logged {logged} frames"
     assert len(verdicts) <= n // 4, sess["counts"]  # the take shows the race, moving
+    assert sum(v == "desktop" for v in verdicts.values()) <= n // 10, sess["counts"]
     assert r.returncode == (1 if verdicts else 0), r.stdout[-2000:]
 
     ds = tmp_path / "ds"
