@@ -45,6 +45,32 @@ def _serve(name: str) -> Any:
     return clikit.default(ServeOptions, name)
 
 
+def _policy(
+    axis_scale: float,
+    deadzone: float,
+    button_threshold: float,
+    selection: str,
+    smoothing: float,
+    hold: list[str],
+    seed: int | None,
+) -> PolicyConfig:
+    """The policy flags that serve and drive-window share, as their config."""
+    return PolicyConfig(
+        axis_scale=axis_scale,
+        deadzone=deadzone,
+        button_threshold=button_threshold,
+        selection=cast("Selection", selection),
+        smoothing=smoothing,
+        hold=tuple(hold),
+        seed=seed,
+    )
+
+
+def _button(text: str) -> int | str:
+    """An override button flag: a raw SDL button number or a button name."""
+    return int(text) if text.isdigit() else text
+
+
 @app.command()
 def serve(
     model: str = typer.Argument(
@@ -136,17 +162,11 @@ def serve(
             window=window,
             window_wait=window_wait,
             max_fps=max_fps,
-            policy=PolicyConfig(
-                axis_scale=axis_scale,
-                deadzone=deadzone,
-                button_threshold=button_threshold,
-                selection=cast("Selection", selection),
-                smoothing=smoothing,
-                hold=tuple(hold),
-                seed=seed,
+            policy=_policy(
+                axis_scale, deadzone, button_threshold, selection, smoothing, hold, seed
             ),
             override_pad=override_pad,
-            override_button=int(override_button) if override_button.isdigit() else override_button,
+            override_button=_button(override_button),
             human_pad=human_pad,
             record_corrections=record_corrections,
             correction_fps=correction_fps,
@@ -504,20 +524,12 @@ def drive_window(
         keymap=keymap,
         device="gamepad" if gamepad else "keyboard",
         display=display,
-        policy=PolicyConfig(
-            axis_scale=axis_scale,
-            deadzone=deadzone,
-            button_threshold=button_threshold,
-            selection=cast("Selection", selection),
-            smoothing=smoothing,
-            hold=tuple(hold),
-            seed=seed,
-        ),
+        policy=_policy(axis_scale, deadzone, button_threshold, selection, smoothing, hold, seed),
         pulse=PulseConfig(min_pulse_s=min_pulse),
         max_fps=max_fps,
         window_wait_s=window_wait,
         override_pad=override_pad,
-        override_button=int(override_button) if override_button.isdigit() else override_button,
+        override_button=_button(override_button),
         override_key=override_key,
         record_corrections=record_corrections,
         correction_fps=correction_fps,

@@ -60,10 +60,10 @@ from kartdata.schema import UNLABELLED_TAG, Pad, SessionMeta
 from kartdata.sources.native import SessionWriter
 from kartplay.stk.config import GameSettings, config_xml, write_config
 from kartplay.stk.display import HeadlessDisplay
-from kartplay.stk.game import game_env
+from kartplay.stk.game import game_env, launch_game
 from kartplay.stk.hud import TimerFont, font_for
 from kartplay.stk.install import GameInstall
-from kartplay.stk.procs import end_process, start_process
+from kartplay.stk.procs import end_process
 from kartplay.stk.racelog import RaceLog
 from kartplay.stk.replay import (
     DIFFICULTIES,
@@ -326,18 +326,9 @@ class WatchedReplay:
             "--fps-debug",
             "--log=1",
         ]
-        if stdbuf := shutil.which("stdbuf"):
-            argv = [stdbuf, "-oL", *argv]
-        env = game_env(home, self.display, SUPERTUXKART_DATADIR=str(datadir))
-        self.proc = start_process(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        self.proc, self.log = launch_game(
+            argv, game_env(home, self.display, SUPERTUXKART_DATADIR=str(datadir)), self.log_file
         )
-        assert self.proc.stdout is not None
-        self.log = RaceLog(self.proc.stdout, self.log_file)
         tracker = WindowRegion("SuperTuxKart", self.display)
         try:
             self.region = tracker.wait(MENU_STEP_S)

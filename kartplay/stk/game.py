@@ -107,6 +107,20 @@ def game_env(home: Path, display: str, **extra: str) -> dict[str, str]:
     }
 
 
+def launch_game(
+    argv: list[str], env: dict[str, str], log_file: Path | None
+) -> tuple[subprocess.Popen[bytes], RaceLog]:
+    """Start the game (ended by :func:`end_process` on its pid) and read its
+    output as it is logged."""
+    if stdbuf := shutil.which("stdbuf"):  # line-buffered: each frame line arrives when logged
+        argv = [stdbuf, "-oL", *argv]
+    proc = start_process(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert proc.stdout is not None
+    return proc, RaceLog(proc.stdout, log_file)
+
+
 class SuperTuxKart:
     """One game, one time trial (see the module docstring).
 
@@ -156,21 +170,12 @@ class SuperTuxKart:
         if self.home is None:
             self.home = Path(tempfile.mkdtemp(prefix="kartkit-stk-"))
         self.config_dir = write_config(self.home, s)
-        argv = [str(self.install.binary), *self.race.argv()]
-        stdbuf = shutil.which("stdbuf")
-        if stdbuf:  # line-buffered stdout: each frame line arrives as it is logged
-            argv = [stdbuf, "-oL", *argv]
-        env = game_env(self.home, self.display)
         self.started_s = time.monotonic()
-        self.proc = start_process(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        self.proc, self.log = launch_game(
+            [str(self.install.binary), *self.race.argv()],
+            game_env(self.home, self.display),
+            self.log_file,
         )
-        assert self.proc.stdout is not None
-        self.log = RaceLog(self.proc.stdout, self.log_file)
 
     def close(self) -> None:
         """Ends the game, then Xvfb (if ours), by process id; removes our HOME."""
