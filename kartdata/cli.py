@@ -226,12 +226,7 @@ def shard(
     from kartdata.schema import ClassThresholds
     from kartdata.shard import ShardConfig, encoding_with
     from kartdata.shard import shard as run_shard
-    from kartdata.shard.config import ENGINES
 
-    if engine not in ENGINES:
-        raise DatasetError(f"--engine {engine!r} is not local or ray")
-    if address is not None and engine != "ray":
-        raise DatasetError("--address is only for --engine ray")
     if compression is not None and compression.lower() not in _COMPRESSIONS:
         raise DatasetError(f"--compression {compression!r} is not one of gzip, zlib, none")
     encoding = encoding_with(
@@ -260,7 +255,7 @@ def shard(
         validate=validate,
         trust_pickle=trust_pickle,
         progress=sys.stderr.isatty() if progress is None else progress,
-        engine=engine,  # type: ignore[arg-type]  # checked against ENGINES above
+        engine=engine,  # type: ignore[arg-type]  # ShardConfig checks it
         address=address,
     )
     report = run_shard(list(sources), out, config)

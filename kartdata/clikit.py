@@ -7,6 +7,7 @@ import atexit
 import dataclasses
 import os
 import re
+import select
 import sys
 import threading
 import warnings
@@ -59,9 +60,20 @@ def _filter_native_stderr() -> None:
     os.dup2(w, 2)
     os.close(w)
 
+    # The pump stops when told (``stop``), not only at EOF: a child that
+    # inherited fd 2 and outlives us (multiprocessing's resource tracker does)
+    # holds the pipe open, and waiting for its EOF added 2 s to every exit.
+    stop_r, stop_w = os.pipe()
+
     def pump() -> None:
         pending = b""
-        while chunk := os.read(r, 1 << 16):
+        while True:
+            ready, _, _ = select.select([r, stop_r], [], [])
+            if r not in ready:  # told to stop, and nothing is left to read
+                break
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
             *lines, pending = (pending + chunk).split(b"\n")
             out = b"".join(ln + b"\n" for ln in lines if not _NATIVE_NOISE.match(ln))
             # A live status line ends in \r, not \n: pass it on at once unless
@@ -72,14 +84,14 @@ def _filter_native_stderr() -> None:
                 os.write(real, out)
         if pending and not _NATIVE_NOISE.match(pending):
             os.write(real, pending)
-        os.close(r)
 
     t = threading.Thread(target=pump, name="stderr-filter", daemon=True)
     t.start()
 
     def restore() -> None:
         sys.stderr.flush()
-        os.dup2(real, 2)  # closes the pipe's last write end here: the pump sees EOF
+        os.dup2(real, 2)
+        os.write(stop_w, b"x")
         t.join(timeout=2)
 
     atexit.register(restore)

@@ -26,11 +26,15 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import google_crc32c
+from isal import isal_zlib
 
 from kartdata import fs
 
-#: DEFLATE level. Records hold JPEG bytes, which barely compress: level 1 keeps
-#: nearly all of level 6's saving at a fraction of its time.
+#: DEFLATE level (ISA-L's scale, 0-3). Records hold JPEG bytes, which barely
+#: compress: level 1 keeps nearly all of zlib level 6's saving. ISA-L writes
+#: the same standard stream as zlib (any reader takes it) ~7x faster: 0.02
+#: against 0.16 ms a 640x480 frame's record, an eighth of the sharder's
+#: per-frame floor (docs/benchmarks.md, "Sharding at the per-frame floor").
 COMPRESSION_LEVEL = 1
 #: zlib ``wbits`` for each TFRecord compression type.
 _WBITS = {"GZIP": 16 + zlib.MAX_WBITS, "ZLIB": zlib.MAX_WBITS}
@@ -63,7 +67,7 @@ class TFRecordWriter:
         self._cm = fs.open_file(path, "wb")
         self._f: IO[bytes] = self._cm.__enter__()
         self._z = (
-            zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, _WBITS[compression])
+            isal_zlib.compressobj(COMPRESSION_LEVEL, isal_zlib.DEFLATED, _WBITS[compression])
             if compression
             else None
         )

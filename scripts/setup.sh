@@ -41,6 +41,6 @@ fi
 stamp=.venv/.kartkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev,sim,record,ray,uinput]"
+  .venv/bin/pip install -q -e ".[dev,sim,record,ray,uinput,fast]"
   touch "$stamp"
 fi

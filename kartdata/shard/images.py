@@ -10,16 +10,20 @@ The cheapest way that gives the stored image is taken (docs/benchmarks.md,
   Pillow's draft mode) to the smallest 1/2, 1/4 or 1/8 at least the stored size,
   and only the rest of the way resized;
 - anything else (PNG, pixels from a packed layout) is decoded in full and
-  reduced in Pillow without going back to numpy in between — the same JPEG
-  bytes as before, a copy of the frame fewer.
+  reduced: an exact halving (640x480 → 320x240, the common case) by OpenCV's
+  area resize where the ``fast`` extra is installed — the same pixels as
+  Pillow's 2x2 box reduce, ~7x faster and without first copying the frame
+  into a Pillow image — and any other size in Pillow, without going back to
+  numpy in between.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -112,8 +116,23 @@ def store_pixels(image: np.ndarray, encoding: Encoding) -> StoredImage:
     from PIL import Image
 
     h, w = image.shape[:2]
-    stored = _fit(Image.fromarray(image), encoding)
+    size = encoding.stored_size(w, h)
+    cv2 = opencv() if size == (w // 2, h // 2) and w % 2 == h % 2 == 0 else None
+    if cv2 is not None:
+        stored = Image.fromarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    else:
+        stored = _fit(Image.fromarray(image), encoding)
     return StoredImage(_jpeg(stored, encoding), stored.height, stored.width, (w, h))
+
+
+@functools.cache
+def opencv() -> Any | None:
+    """OpenCV (the ``fast`` extra), or None where it is not installed."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
 
 
 def encode_stored_image(image: np.ndarray, encoding: Encoding) -> tuple[bytes, int, int]:

@@ -21,10 +21,12 @@ every file access goes through ``tf.io.gfile`` for (kartdata.fs).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from kartdata.errors import DatasetError, KartError
+from kartdata.errors import DatasetError, KartError, fault
+from kartdata.malloc import keep_freed_memory
 from kartdata.manifest import ShardInfo
 from kartdata.shard.engine import (
     EngineResult,
@@ -41,26 +43,37 @@ from kartdata.shard.session import ShardedSession
 #: actor never waits on a round trip to the driver between two sessions.
 PIPELINE_DEPTH = 1
 
+_T = TypeVar("_T")
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
 
 class _ShardWorker:
     """One Ray actor: a worker number, its open shards, sessions one by one."""
 
     def __init__(self, job: ShardJob, worker: int) -> None:
+        keep_freed_memory()
         self.job = job
         self.writers = open_writers(job, worker)
 
     def session(self, path: str, key: str) -> ShardedSession | _Failure:
-        try:
-            return shard_task(
+        return self._failing_as_value(
+            lambda: shard_task(
                 self.job, SessionTask(path, key), self.writers, lambda n: None, in_worker=True
             )
-        except KartError as e:
-            # Travels back as a value: Ray would wrap the exception in its own
-            # multi-line error, and the CLI must print one line.
-            return _Failure(type(e).__name__, str(e))
+        )
 
-    def close(self) -> list[ShardInfo]:
-        return self.writers.close()
+    def close(self) -> list[ShardInfo] | _Failure:
+        return self._failing_as_value(self.writers.close)
+
+    def _failing_as_value(self, work: Callable[[], _T]) -> _T | _Failure:
+        """``work()``, or its failure as a value: Ray would wrap the exception
+        in its own multi-line error, and the CLI must print one line."""
+        try:
+            return work()
+        except KartError as e:
+            return _Failure(type(e).__name__, str(e))
+        except (OSError, MemoryError) as e:  # a full disk, a read-only one, a refusal
+            return _Failure("DatasetError", str(fault(e, self.job.dataset)))
 
     def abort(self) -> None:
         self.writers.abort()
@@ -83,12 +96,20 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        # Ray warns on every new local cluster that it turned token auth on
+        # (its default, kept): a line the CLI must not print.
+        quiet = logging.getLogger(_RAY_AUTH_LOGGER)
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        finally:
+            quiet.setLevel(level)
     return True
 
 
@@ -109,6 +130,8 @@ def run(
             sessions = _schedule(actors, tasks, on_frames)
             shards: list[ShardInfo] = []
             for part in ray.get([a.close.remote() for a in actors]):
+                if isinstance(part, _Failure):
+                    raise error_from(part.kind, part.message)
                 shards.extend(part)
             return EngineResult(sessions, shards)
         except BaseException:

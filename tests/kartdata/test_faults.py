@@ -108,8 +108,11 @@ def _assert_as_it_was(tmp: Path, ds: Path, manifest: bytes) -> None:
     assert v.returncode == 0 and v.stdout.startswith("ok: "), v.stdout + v.stderr
 
 
-@pytest.mark.parametrize("workers", ["0", "2"])
-def test_full_disk(tmp_path: Path, mounts: list[Path], workers: str) -> None:
+@pytest.mark.parametrize(
+    "engine", [("--workers", "0"), ("--workers", "2"), ("--engine", "ray", "--workers", "2")],
+    ids=["inline", "processes", "ray"],
+)  # fmt: skip
+def test_full_disk(tmp_path: Path, mounts: list[Path], engine: tuple[str, ...]) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
     _mount(mounts, "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk))
@@ -117,9 +120,7 @@ def test_full_disk(tmp_path: Path, mounts: list[Path], workers: str) -> None:
     manifest = _first_generation(tmp_path, ds)
     free = shutil.disk_usage(disk).free
     big = [_noise_session(tmp_path / "rec" / f"big{i}", 25, seed=2 + i) for i in range(2)]
-    r = _kartdata(
-        tmp_path, "shard", *map(str, big), "--out", str(ds), "--no-validate", "--workers", workers
-    )
+    r = _kartdata(tmp_path, "shard", *map(str, big), "--out", str(ds), "--no-validate", *engine)
     line = _assert_one_line_nothing_added(r, ds)
     # the shard being written when the disk filled up, and the system's reason
     assert re.match(rf"{re.escape(str(ds))}/shards/\S+\.tmp: no space left on device;", line), line

@@ -55,6 +55,31 @@ def test_png_frames_store_the_same_bytes_as_the_plain_path(tmp_path: Path) -> No
         assert (stored.width, stored.height, stored.source_size) == (320, 240, (640, 480))
 
 
+@pytest.mark.parametrize("opencv", [True, False], ids=["opencv", "pillow"])
+@pytest.mark.parametrize("shape", [(480, 640), (300, 400), (481, 640)])
+def test_either_reduce_stores_pillows_bytes(
+    monkeypatch: pytest.MonkeyPatch, opencv: bool, shape: tuple[int, int]
+) -> None:
+    """OpenCV's halving (the fast extra) and Pillow's box reduce give the same
+    stored bytes, on noise (no smooth area to hide a rounding difference);
+    an odd size is not a halving and goes through Pillow either way."""
+    from kartdata.shard import images
+
+    if opencv:
+        pytest.importorskip("cv2")
+    else:
+        monkeypatch.setattr(images, "opencv", lambda: None)
+    pixels = np.random.default_rng(7).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    box = Encoding(max_width=shape[1] // 2, max_height=shape[0] // 2)
+    h, w = box.stored_size(shape[1], shape[0])[::-1]
+    im = Image.fromarray(pixels).resize((w, h), Image.Resampling.BILINEAR, reducing_gap=1.0)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90, optimize=True)
+    stored = images.store_pixels(pixels, box)
+    assert (stored.height, stored.width) == (h, w)
+    assert stored.jpeg == buf.getvalue()
+
+
 def test_a_jpeg_within_the_box_is_stored_as_recorded(tmp_path: Path) -> None:
     rec = _jpeg_session(tmp_path / "small", 3, 320, 240)
     for f in open_source(rec).frames():

@@ -147,7 +147,7 @@ def test_cli_rejects_unknown_engine(tmp_path: Path, recordings: Path) -> None:
         app, ["shard", str(recordings / "n0"), "--out", str(tmp_path / "x"), "--engine", "spark"]
     )
     assert isinstance(result.exception, DatasetError)
-    assert "--engine 'spark'" in str(result.exception)
+    assert "engine 'spark' is not 'local' or 'ray'" in str(result.exception)
     assert not (tmp_path / "x" / "manifest.json").exists()
 
 
