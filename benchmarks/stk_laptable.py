@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from kartplay.policy import PolicyConfig
-from kartplay.stk.demonstrate import DemoConfig, record_demonstration
+from kartplay.stk.demonstrate import SESSION_TAG, DemoConfig, record_demonstration
 from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
 from kartplay.stk.replay import SHIPPED_REPLAY_DIR
 
@@ -66,7 +66,8 @@ def _cli(*argv: str) -> None:
     print(f"  ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
-def demonstrations(work: Path, replays: list[str], seconds: float) -> list[Path]:
+def demonstrations(work: Path, replays: list[str], seconds: float | None) -> list[Path]:
+    """A session per replay, of its first ``seconds`` game seconds (None: the whole race)."""
     out = []
     for name in replays:
         session = work / "sessions" / name
@@ -145,7 +146,12 @@ def main() -> None:
     p.add_argument("--train", default=TRAIN, help="Replays to learn from (names).")
     p.add_argument("--val-replay", default=VAL, help="Replay whose session picks the checkpoint.")
     p.add_argument("--held-out", default=HELD_OUT, help="Tracks never trained on.")
-    p.add_argument("--seconds", type=float, default=70.0, help="Game seconds of each replay.")
+    p.add_argument(
+        "--seconds", type=float, default=70.0, help="Game seconds of each training replay (0: all)."
+    )
+    p.add_argument(
+        "--val-seconds", type=float, default=70.0, help="Game seconds of the val replay (0: all)."
+    )
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--laps", type=int, default=1)
@@ -159,7 +165,10 @@ def main() -> None:
     print(f"machine: {platform.node()}, {platform.machine()}, python {platform.python_version()}")
     t0 = time.monotonic()
 
-    sessions = demonstrations(work, [*train, a.val_replay], a.seconds)
+    sessions = [
+        *demonstrations(work, train, a.seconds or None),
+        *demonstrations(work, [a.val_replay], a.val_seconds or None),
+    ]
     dataset = work / "dataset"
     if not (dataset / "manifest.json").exists():
         _cli("kartdata.cli", "shard", *map(str, sessions), "--out", str(dataset))
@@ -168,7 +177,8 @@ def main() -> None:
     if not model.exists():
         _cli("kartmodel.cli", "train", str(dataset), "--out", str(run), "--model", "pilotnet",
              "--targets", "x,a,b", "--epochs", str(a.epochs), "--seed", str(a.seed),
-             "--val-sessions", a.val_replay, "--monitor", "val_loss")  # fmt: skip
+             "--val-sessions", a.val_replay, "--monitor", "val_loss",
+             "--session-tags", SESSION_TAG)  # fmt: skip
         _cli("kartmodel.cli", "export", str(run))
 
     from kartplay.stk.replay import read_replay
@@ -195,7 +205,8 @@ def main() -> None:
         print(f"  ({time.monotonic() - t1:.0f} s)", flush=True)
         results[name] = [asdict(r) for r in report.runs]
         meta = {"train": train, "val": a.val_replay, "held_out": held_out, "seed": a.seed,
-                "epochs": a.epochs, "seconds": a.seconds, "laps": a.laps,
+                "epochs": a.epochs, "seconds": a.seconds or "whole race",
+                "val_seconds": a.val_seconds or "whole race", "laps": a.laps,
                 "limit_factor": a.limit_factor}  # fmt: skip
         saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
     if "clone" in results and "gas-only" in results:
