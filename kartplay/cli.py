@@ -11,6 +11,7 @@ import typer
 
 from kartdata import clikit
 from kartplay.emuframes import EmuRecordConfig
+from kartplay.override import CorrectionConfig
 from kartplay.policy import PolicyConfig
 from kartplay.protocol import DEFAULT_PORT, ServerConfig
 from kartplay.serve import ServeOptions
@@ -39,6 +40,7 @@ def _root() -> None:
 
 _SERVER = ServerConfig()
 _POLICY = PolicyConfig()
+_CORRECTIONS = CorrectionConfig()
 
 
 def _serve(name: str) -> Any:
@@ -130,15 +132,15 @@ def serve(
         help="Gamepad button of the override: an SDL controller button name or a number.",
     ),
     human_pad: int = typer.Option(None, help="Gamepad (SDL index) that drives controller 1."),
-    record_corrections: str = typer.Option(
+    record_corrections: Path = typer.Option(
         None, help="Write every takeover as a native session tagged recovery under this dir."
     ),
     correction_fps: float = typer.Option(
-        _serve("correction_fps"), help="Frame rate of correction sessions."
+        _CORRECTIONS.fps, help="Frame rate of correction sessions."
     ),
-    game: str = typer.Option(_serve("game"), help="Correction sessions: game."),
-    track: str = typer.Option(_serve("track"), help="Correction sessions: track."),
-    player: str = typer.Option(_serve("player"), help="Correction sessions: player."),
+    game: str = typer.Option(_CORRECTIONS.game, help="Correction sessions: game."),
+    track: str = typer.Option(_CORRECTIONS.track, help="Correction sessions: track."),
+    player: str = typer.Option(_CORRECTIONS.player, help="Correction sessions: player."),
     status: bool = typer.Option(_serve("status"), help="Print a status line once a second."),
 ) -> None:
     """Serve pads to the emulator plugin (input-bot protocol) from a model or a recording."""
@@ -168,11 +170,13 @@ def serve(
             override_pad=override_pad,
             override_button=_button(override_button),
             human_pad=human_pad,
-            record_corrections=record_corrections,
-            correction_fps=correction_fps,
-            game=game,
-            track=track,
-            player=player,
+            corrections=CorrectionConfig(
+                None if record_corrections is None else Path(record_corrections),
+                correction_fps,
+                game,
+                track,
+                player,
+            ),
             status=status,
         )
     )
@@ -505,10 +509,10 @@ def drive_window(
         None, help="Write every takeover as a native session tagged recovery under this dir."
     ),
     correction_fps: float = typer.Option(
-        _drive("correction_fps"), help="Frame rate of correction sessions."
+        _CORRECTIONS.fps, help="Frame rate of correction sessions."
     ),
-    game: str = typer.Option(_drive("game"), help="Correction sessions: game."),
-    track: str = typer.Option(_drive("track"), help="Correction sessions: track."),
+    game: str = typer.Option(_CORRECTIONS.game, help="Correction sessions: game."),
+    track: str = typer.Option(_CORRECTIONS.track, help="Correction sessions: track."),
     seconds: float = typer.Option(None, help="Stop after this many seconds."),
 ) -> None:
     """Drive a game window with a model through a virtual keyboard (XTEST) or gamepad (uinput)."""
@@ -531,10 +535,7 @@ def drive_window(
         override_pad=override_pad,
         override_button=_button(override_button),
         override_key=override_key,
-        record_corrections=record_corrections,
-        correction_fps=correction_fps,
-        game=game,
-        track=track,
+        corrections=CorrectionConfig(record_corrections, correction_fps, game, track),
         max_seconds=seconds,
     )
     tty = sys.stderr.isatty()

@@ -15,6 +15,7 @@ valuable training data there is.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from kartdata.devices.controls import Controls
+from kartdata.errors import KartError
 from kartdata.schema import RECOVERY_TAG, Pad, SessionMeta
 from kartdata.sources.native import SessionWriter, encode_image
 
@@ -169,33 +171,46 @@ class ManualOverride:
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class CorrectionConfig:
+    """Takeovers recorded as sessions (``--record-corrections`` and the labels
+    their ``session.json`` gets); the same for ``serve`` and ``drive-window``."""
+
+    #: Where each takeover's session goes (None: takeovers are not recorded).
+    out: Path | None = None
+    fps: float = 15.0
+    game: str = "unknown"
+    track: str = "unknown"
+    player: str = "human"
+
+    def __post_init__(self) -> None:
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise KartError(f"correction fps {self.fps} is not a positive number")
+
+
 class CorrectionRecorder:
     """Writes each takeover as a native session ``<out>/correction-NNN`` tagged
-    ``recovery`` (session-wide and on every row), at ``fps`` frames a second,
-    from ``frames`` (e.g. ``lambda: capture.grab(region)`` or the server's latest
-    frame; None: no frame yet, skipped) and the human's pad."""
+    ``recovery`` (session-wide and on every row), at ``config.fps`` frames a
+    second, from ``frames`` (e.g. ``lambda: capture.grab(region)`` or the
+    server's latest frame; None: no frame yet, skipped) and the human's pad."""
 
     def __init__(
         self,
-        out: str | Path,
+        config: CorrectionConfig,
         frames: Callable[[], np.ndarray | None],
         *,
-        fps: float = 15.0,
-        game: str = "unknown",
-        track: str = "unknown",
-        player: str = "human",
         image_format: str = "png",
     ) -> None:
-        if fps <= 0:
-            raise ValueError(f"fps {fps} is not positive")
-        self.out = Path(out)
+        if config.out is None:
+            raise KartError("a correction recorder needs a directory to write to")
+        self.out = Path(config.out)
         self.frames = frames
-        self.fps = fps
+        self.fps = config.fps
         self.meta = SessionMeta(
-            game=game,
-            track=track,
-            player=player,
-            fps=fps,
+            game=config.game,
+            track=config.track,
+            player=config.player,
+            fps=config.fps,
             tags=(RECOVERY_TAG,),
             image_format=image_format,
             extra={"recorder": "kartplay correction"},

@@ -40,7 +40,12 @@ from kartdata.schema import Pad
 
 from .agent import AgentLoop, LatestPads, PadSource, replay_pads
 from .emuframes import DEFAULT_RING_PATH, EmulatorFrameFeed
-from .override import DEFAULT_OVERRIDE_BUTTON, CorrectionRecorder, ManualOverride
+from .override import (
+    DEFAULT_OVERRIDE_BUTTON,
+    CorrectionConfig,
+    CorrectionRecorder,
+    ManualOverride,
+)
 from .pad import NEUTRAL
 from .policy import PolicyConfig
 from .protocol import PadServer, ServerConfig
@@ -82,12 +87,8 @@ class ServeOptions:
     override_button: str | int = DEFAULT_OVERRIDE_BUTTON
     #: SDL joystick index that always drives controller 1.
     human_pad: int | None = None
-    #: Write every takeover as a native session (tagged recovery) under here.
-    record_corrections: str | None = None
-    correction_fps: float = 15.0
-    game: str = "unknown"
-    track: str = "unknown"
-    player: str = "human"
+    #: Every takeover written as a native session (tagged recovery).
+    corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
     status: bool = True
     status_interval: float = 1.0
 
@@ -100,20 +101,20 @@ class ServeOptions:
             raise KartError(f"--frames {self.frames!r} is not one of {', '.join(FRAME_SOURCES)}")
         if self.frames == "emulator" and (self.region or self.window):
             raise KartError("--frames emulator takes the emulator's frames: drop --region/--window")
-        needs_frames = self.model or self.record_corrections
+        needs_frames = self.model or self.corrections.out
         if needs_frames and self.frames == "screen" and not (self.region or self.window):
             what = "serving a model" if self.model else "--record-corrections"
             raise KartError(
                 f"{what} needs frames: give --region X,Y,W,H, --window TITLE or --frames emulator"
             )
-        if self.record_corrections and self.override_pad is None:
+        if self.corrections.out and self.override_pad is None:
             raise KartError("--record-corrections records takeovers: give --override-pad too")
         if self.override_pad is not None and self.override_pad == self.human_pad:
             raise KartError(
                 f"pad {self.override_pad} cannot both override controller 0 and drive controller 1"
             )
-        if self.max_fps < 0 or self.correction_fps <= 0:
-            raise KartError("--max-fps must be ≥ 0 and --correction-fps > 0")
+        if self.max_fps < 0:
+            raise KartError("--max-fps must be ≥ 0")
         if self.status_interval <= 0:
             raise KartError("status interval must be positive")
 
@@ -293,18 +294,11 @@ class Serving:
             source = replay_pads(list(opts.replay))
         if not takeover and not players:
             return source
-        if opts.record_corrections:
+        if opts.corrections.out:
             feed = self.feed
             assert feed is not None
-            max_age = 1.0 / opts.correction_fps
-            self.recorder = CorrectionRecorder(
-                opts.record_corrections,
-                lambda: feed.recent(max_age),
-                fps=opts.correction_fps,
-                game=opts.game,
-                track=opts.track,
-                player=opts.player,
-            )
+            max_age = 1.0 / opts.corrections.fps
+            self.recorder = CorrectionRecorder(opts.corrections, lambda: feed.recent(max_age))
         self.override = ManualOverride(
             source,
             takeover=takeover,

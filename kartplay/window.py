@@ -40,7 +40,12 @@ from kartdata.errors import KartError
 from kartdata.schema import Pad
 
 from .keys import PadKeys, PulseConfig
-from .override import DEFAULT_OVERRIDE_BUTTON, CorrectionRecorder, ManualOverride
+from .override import (
+    DEFAULT_OVERRIDE_BUTTON,
+    CorrectionConfig,
+    CorrectionRecorder,
+    ManualOverride,
+)
 from .policy import Policy, PolicyConfig
 
 Device = Literal["keyboard", "gamepad"]
@@ -77,12 +82,8 @@ class DriveWindowConfig:
     override_button: str | int = DEFAULT_OVERRIDE_BUTTON
     #: Or a key (X keysym name) that takes over while held.
     override_key: str | None = None
-    #: Write every takeover as a native session (tagged recovery) under here.
-    record_corrections: Path | None = None
-    correction_fps: float = 15.0
-    game: str = "unknown"
-    track: str = "unknown"
-    player: str = "human"
+    #: Every takeover written as a native session (tagged recovery).
+    corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
     status_interval_s: float = 1.0
     #: Stop after this long (None: until Ctrl-C, SIGTERM or the window closes).
     max_seconds: float | None = None
@@ -94,7 +95,7 @@ class DriveWindowConfig:
             raise DriveWindowError("give the game's window title (--window)")
         if self.override_pad is not None and self.override_key is not None:
             raise DriveWindowError("give --override-pad or --override-key, not both")
-        if self.record_corrections is not None and (
+        if self.corrections.out is not None and (
             self.override_pad is None and self.override_key is None
         ):
             raise DriveWindowError(
@@ -104,8 +105,8 @@ class DriveWindowConfig:
                         ("window lost", self.window_lost_s)):  # fmt: skip
             if not (v >= 0 and math.isfinite(v)):
                 raise DriveWindowError(f"{name} {v} is not a number ≥ 0")
-        if self.correction_fps <= 0 or self.status_interval_s <= 0:
-            raise DriveWindowError("correction fps and status interval must be positive")
+        if self.status_interval_s <= 0:
+            raise DriveWindowError("status interval must be positive")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise DriveWindowError(f"max seconds {self.max_seconds} is not positive")
 
@@ -263,15 +264,8 @@ class WindowDriver:
         self.policy.act(self._grab(first))
         self.policy.reset()
         if human is not None:
-            if c.record_corrections is not None:
-                self.recorder = CorrectionRecorder(
-                    c.record_corrections,
-                    self._frame,
-                    fps=c.correction_fps,
-                    game=c.game,
-                    track=c.track,
-                    player=c.player,
-                )
+            if c.corrections.out is not None:
+                self.recorder = CorrectionRecorder(c.corrections, self._frame)
             button = c.override_key if c.override_key is not None else c.override_button
             self.override = ManualOverride(
                 _NoAIPads(), takeover={0: human}, button=button, recorder=self.recorder

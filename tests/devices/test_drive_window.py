@@ -182,6 +182,7 @@ def test_takeovers_with_a_pad_and_with_a_key_record_corrections(xdisplay, tmp_pa
 
     from kartdata.devices.sdl_virtual import SdlVirtualPad
     from kartmodel.targets import CONTINUOUS
+    from kartplay.override import CorrectionConfig
     from kartplay.policy import Policy
     from kartplay.window import DriveWindowConfig, WindowDriver
 
@@ -201,8 +202,8 @@ def test_takeovers_with_a_pad_and_with_a_key_record_corrections(xdisplay, tmp_pa
     with SdlVirtualPad() as vp:
         config = DriveWindowConfig(
             model="(in process)", window=TITLE, display=xdisplay.name, max_fps=30,
-            override_pad=vp.index, record_corrections=tmp_path / "pad", correction_fps=20,
-            game="testgame",
+            override_pad=vp.index,
+            corrections=CorrectionConfig(tmp_path / "pad", fps=20, game="testgame"),
         )  # fmt: skip
         stop = threading.Event()
         with WindowDriver(config, policy=Policy(Steady())) as driver:
@@ -229,7 +230,7 @@ def test_takeovers_with_a_pad_and_with_a_key_record_corrections(xdisplay, tmp_pa
     # 2) holding a key takes over: the AI releases its keys while it is down
     config = DriveWindowConfig(
         model="(in process)", window=TITLE, display=xdisplay.name, max_fps=30,
-        override_key="Control_R", record_corrections=tmp_path / "key",
+        override_key="Control_R", corrections=CorrectionConfig(tmp_path / "key"),
     )  # fmt: skip
     stop = threading.Event()
     with WindowDriver(config, policy=Policy(Steady())) as driver:

@@ -13,7 +13,7 @@ from kartdata.devices.gamepad import Gamepad
 from kartdata.devices.sdl_virtual import SdlVirtualPad
 from kartdata.schema import RECOVERY_TAG, Pad
 from kartdata.sources.native import NativeSession
-from kartplay.override import CorrectionRecorder, ManualOverride
+from kartplay.override import CorrectionConfig, CorrectionRecorder, ManualOverride
 
 AI_PAD = Pad(x=0.25, y=0.0, buttons=frozenset({"a"}))
 #: The raw button SDL maps to "back" (DEFAULT_OVERRIDE_BUTTON) on the virtual Xbox pad.
@@ -50,7 +50,9 @@ def test_override_serves_the_human_only_while_the_button_is_held(tmp_path: Path)
     try:
         ai = ConstantAI()
         frames = CountingFrames()
-        recorder = CorrectionRecorder(tmp_path / "corr", frames, fps=40, game="mk64")
+        recorder = CorrectionRecorder(
+            CorrectionConfig(tmp_path / "corr", fps=40, game="mk64"), frames
+        )
         changes: list[tuple[int, bool]] = []
         ov = ManualOverride(
             ai,

@@ -27,6 +27,7 @@ from xvfb import poll as _poll
 from kartdata.devices.capture import Region, ScreenCapture
 from kartdata.schema import RECOVERY_TAG
 from kartdata.sources import open_source
+from kartplay.override import CorrectionConfig
 from kartplay.pad import NEUTRAL, to_json_obj
 from kartplay.policy import Policy, PolicyConfig
 from kartplay.protocol import ServerConfig
@@ -259,9 +260,7 @@ def test_override_and_second_player_through_the_server(
         policy=PolicyConfig(button_threshold=THRESHOLD),
         override_pad=human.index,
         human_pad=second.index,
-        record_corrections=str(tmp_path / "corr"),
-        correction_fps=30,
-        game="mk64",
+        corrections=CorrectionConfig(tmp_path / "corr", fps=30, game="mk64"),
         status=False,
     )
     try:
@@ -353,8 +352,7 @@ def test_lockstep_takeover_records_fresh_frames_without_stepping_the_ai(
         server=ServerConfig(port=0, mode="lockstep"),
         policy=PolicyConfig(button_threshold=THRESHOLD),
         override_pad=vp.index,
-        record_corrections=str(tmp_path / "corr"),
-        correction_fps=30,
+        corrections=CorrectionConfig(tmp_path / "corr", fps=30),
         status=False,
     )
     try:
