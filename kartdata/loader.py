@@ -270,7 +270,7 @@ def build(prep: Prepared) -> Any:
             streams, [weights[s] for s in strata], seed=_sub(seed, 100), stop_on_empty_dataset=False
         ).take(prep.plan.epoch_samples)
     else:
-        ds = stream(prep.shards, False, 0)
+        ds = _recorded_mix(prep, stream, shuffle, seed)
         if cfg.epoch_samples is not None:
             ds = ds.repeat().take(cfg.epoch_samples)
 
@@ -455,6 +455,31 @@ def _session_filter(prep: Prepared) -> Any:
         return {k: tf.boolean_mask(v, wanted) for k, v in rec.items()}
 
     return _plain(keep)
+
+
+def _recorded_mix(prep: Prepared, stream: Any, shuffle: bool, seed: int | None) -> Any:
+    """Every record once, in the recorded mix of strata at every point of the
+    pass, not only over the whole of it. A shard holds one stratum, so reading
+    a few shuffled shards at a time fed training one class for a shard's length
+    (thousands of frames: a model that saw only lefts, then only rights,
+    learned to steer straight); so when shuffling, each stratum is its own
+    stream and records are drawn from them at their shares."""
+    import tensorflow as tf
+
+    counts: dict[str, int] = {}
+    for shard, n in prep.shards:
+        counts[shard.stratum] = counts.get(shard.stratum, 0) + n
+    strata = [s for s in schema.STRATA if counts.get(s, 0) > 0]
+    if not shuffle or len(strata) < 2:
+        return stream(prep.shards, False, 0)
+    streams = [
+        stream([it for it in prep.shards if it[0].stratum == s], False, i)
+        for i, s in enumerate(strata)
+    ]
+    return tf.data.Dataset.sample_from_datasets(
+        streams, [counts[s] / prep.frames for s in strata], seed=_sub(seed, 100),
+        stop_on_empty_dataset=False,
+    )  # fmt: skip
 
 
 def _parser(radius: int) -> Any:

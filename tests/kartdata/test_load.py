@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 from loader_dataset import make_dataset
@@ -293,6 +294,30 @@ def test_deterministic_mode_repeats_exactly(dataset: Path) -> None:
         np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(a, b, strict=True)
     )
     assert not all(np.array_equal(p[1], q[1]) for p, q in zip(a, c, strict=True))
+
+
+def test_an_unbalanced_pass_keeps_the_recorded_mix_all_along(dataset: Path, index) -> None:
+    """Shards hold one stratum each: an unbalanced, shuffled pass must still
+    carry every stratum in its recorded share in every part of the pass (not
+    one class for a shard's length), and give each record exactly once."""
+    cfg = LoadConfig(
+        input=SMALL, split="all", shuffle=True, shuffle_buffer=1, batch_size=16, seed=3,
+        with_meta=True,
+    )  # fmt: skip
+    _, _, meta = _collect(kartdata.load(str(dataset), cfg))
+    kept = index[~index["excluded"]]
+    assert sorted(zip(meta["session"], meta["frame"], strict=True)) == sorted(
+        zip(kept["session"].astype(str), kept["frame"], strict=True)
+    )
+    share = kept["stratum"].astype(str).value_counts(normalize=True)
+    assert len(share) >= 3
+    quarter = len(meta["stratum"]) // 4
+    for part in range(3):  # the last quarter is where the strata run out unevenly
+        seen = pd.Series(meta["stratum"][part * quarter : (part + 1) * quarter]).value_counts(
+            normalize=True
+        )
+        for stratum, expected in share.items():
+            assert abs(seen.get(stratum, 0.0) - expected) < 0.15, (part, stratum, seen.to_dict())
 
 
 def test_epoch_size_is_configurable(dataset: Path) -> None:
