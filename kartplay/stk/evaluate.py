@@ -326,8 +326,6 @@ def _run_track(
             pulse=config.pulse,
             max_fps=config.max_fps,
             window_wait_s=WINDOW_TIMEOUT_S,
-            game="supertuxkart",
-            track=track,
         )
         policy.reset()
         # Opened while the game loads; the keys are released when it closes.
