@@ -153,6 +153,9 @@ def main() -> None:
         "--val-seconds", type=float, default=70.0, help="Game seconds of the val replay (0: all)."
     )
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--model", default="pilotnet", help="pilotnet (x,a,b) or categorical (class3).")
+    p.add_argument("--smooth", type=int, default=1, help="Frames averaged into the steering target.")
+    p.add_argument("--balance", default=None, help="'uniform': each steering class equally often.")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--laps", type=int, default=1)
     p.add_argument("--limit-factor", type=float, default=3.0)
@@ -175,11 +178,15 @@ def main() -> None:
     run = work / "run"
     model = run / "export" / "keras"
     if not model.exists():
-        _cli("kartmodel.cli", "train", str(dataset), "--out", str(run), "--model", "pilotnet",
-             "--targets", "x,a,b", "--epochs", str(a.epochs), "--seed", str(a.seed),
-             "--val-sessions", a.val_replay, "--monitor", "val_loss",
+        targets = ("--targets", "x,a,b") if a.model == "pilotnet" else ()
+        balance = ("--balance", a.balance) if a.balance else ()
+        _cli("kartmodel.cli", "train", str(dataset), "--out", str(run), "--model", a.model,
+             *targets, *balance, "--smooth", str(a.smooth), "--epochs", str(a.epochs),
+             "--seed", str(a.seed), "--val-sessions", a.val_replay, "--monitor", "val_loss",
              "--session-tags", SESSION_TAG)  # fmt: skip
-        _cli("kartmodel.cli", "export", str(run))
+        # the last epoch: the val replay is a track never trained on, and its
+        # loss moves with which unseen views happen to look familiar
+        _cli("kartmodel.cli", "export", str(run), "--checkpoint", "last")
 
     from kartplay.stk.replay import read_replay
 
@@ -205,7 +212,8 @@ def main() -> None:
         print(f"  ({time.monotonic() - t1:.0f} s)", flush=True)
         results[name] = [asdict(r) for r in report.runs]
         meta = {"train": train, "val": a.val_replay, "held_out": held_out, "seed": a.seed,
-                "epochs": a.epochs, "seconds": a.seconds or "whole race",
+                "epochs": a.epochs, "model": a.model, "smooth": a.smooth, "balance": a.balance,
+                "seconds": a.seconds or "whole race",
                 "val_seconds": a.val_seconds or "whole race", "laps": a.laps,
                 "limit_factor": a.limit_factor}  # fmt: skip
         saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")

@@ -423,14 +423,30 @@ def drive_window(
 ) -> DriveStats:
     """Drive until Ctrl-C, SIGTERM, ``stop``, ``max_seconds`` or the window
     closing; every key is released before it returns or raises. Called from
-    the main thread, SIGTERM becomes a stop (and the previous handler is put
-    back after)."""
+    the main thread, Ctrl-C and SIGTERM become a stop (and the previous
+    handlers are put back after)."""
     stop = stop or threading.Event()
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main else None
+    interrupted = threading.Event()
+
+    def on_sigint(*_: object) -> None:
+        # Ctrl-C ends the loop between two steps, as a stop, not at whatever
+        # line the KeyboardInterrupt would land on (a TensorFlow call, a key
+        # sent halfway); a second Ctrl-C stops waiting (a model still loading).
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        stop.set()
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_sigint)
     try:
         with WindowDriver(config, policy=policy, status=status) as driver:
-            return driver.run(stop)
+            stats = driver.run(stop)
+        if interrupted.is_set() and stats.ended == "stopped":
+            stats.ended = "interrupted"
+        return stats
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
