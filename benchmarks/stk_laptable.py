@@ -154,7 +154,9 @@ def main() -> None:
     )
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--model", default="pilotnet", help="pilotnet (x,a,b) or categorical (class3).")
-    p.add_argument("--smooth", type=int, default=1, help="Frames averaged into the steering target.")
+    p.add_argument(
+        "--smooth", type=int, default=1, help="Frames averaged into the steering target."
+    )
     p.add_argument("--balance", default=None, help="'uniform': each steering class equally often.")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--laps", type=int, default=1)
