@@ -9,8 +9,7 @@ can tell the workers' shards apart;
 ``SHARD_KILL_AT=POINT:N:FLAG``: at the pause point the process writes FLAG (its
 pid) and waits to be killed. POINT is one of
 
-- ``record`` — a worker has written at least N records, finished a shard and
-  holds another open;
+- ``record`` — a worker has written at least N records and holds an open shard;
 - ``before-manifest`` — the new manifest is written to its temporary name and
   synced, not yet renamed over the old one;
 - ``after-manifest`` — the new manifest has just replaced the old one.
@@ -49,9 +48,9 @@ def _install(point: str, n: int, flag: str) -> None:
 
         def paused_write(self: StratumWriters, *args: Any) -> None:
             write(self, *args)
-            # from the N-th record on, at the first moment the worker has both
-            # finished a shard and one open (a rotation can close its only one)
-            if self.records >= n and self.finished and self._open:
+            # from the N-th record on, at the first moment the worker holds an
+            # open shard (a rotation at the N-th can close its only one)
+            if self.records >= n and self._open:
                 _pause(flag)
 
         StratumWriters.write = paused_write  # type: ignore[method-assign]
