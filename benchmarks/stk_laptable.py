@@ -42,8 +42,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
+from kartmodel.untrained import export_untrained_pilotnet
 from kartplay.policy import PolicyConfig
 from kartplay.stk.demonstrate import SESSION_TAG, DemoConfig, record_demonstration
 from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
@@ -93,31 +92,10 @@ def demonstrations(work: Path, replays: list[str], seconds: float | None) -> lis
 
 def gas_only_model(work: Path) -> Path:
     """The baseline: holds the gas, steers straight, whatever it sees."""
-    import keras
-
-    from kartdata.schema import ClassThresholds
-    from kartdata.targets import TargetConfig
-    from kartmodel.artifact import export
-    from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.run import BEST_WEIGHTS, Run
-
     path = work / "baseline" / "export" / "keras"
     if path.exists():
         return path
-    keras.utils.set_random_seed(0)
-    config = TrainConfig(
-        "unused",
-        model="pilotnet",
-        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
-    )
-    run = Run(work / "baseline", config, ClassThresholds())
-    run.save()
-    model = run.build_model()
-    layer = model.get_layer("outputs")
-    w, _ = layer.get_weights()
-    layer.set_weights([np.zeros_like(w), np.array([0.0, 100.0, -100.0], dtype=np.float32)])
-    model.save_weights(str(run.file(BEST_WEIGHTS)))
-    return export(run.path, "keras")
+    return export_untrained_pilotnet(work / "baseline", seed=0, bias=(0.0, 100.0, -100.0))
 
 
 def table(name: str, report: EvaluateReport, trained: set[str]) -> str:

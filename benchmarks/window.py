@@ -36,6 +36,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kartdata.devices.capture import ScreenCapture
+from kartmodel.untrained import export_untrained_pilotnet
 from kartplay.policy import Policy, PolicyConfig, load
 from kartplay.stk.config import GameSettings
 from kartplay.stk.game import WINDOW_TITLE, SuperTuxKart, TimeTrial
@@ -44,27 +45,7 @@ from kartplay.window import DriveWindowConfig, WindowDriver
 
 
 def pilotnet(out: Path, fmt: str) -> Path:
-    import keras
-
-    from kartdata.schema import ClassThresholds
-    from kartdata.targets import TargetConfig
-    from kartmodel.artifact import export
-    from kartmodel.config import DataOptions, TrainConfig
-    from kartmodel.run import BEST_WEIGHTS, Run
-
-    keras.utils.set_random_seed(7)
-    config = TrainConfig(
-        "unused",
-        model="pilotnet",
-        height=66,
-        width=200,
-        data=DataOptions(targets=TargetConfig(("x", "a", "b"))),
-    )
-    run = Run(out / "run", config, ClassThresholds())
-    run.save()
-    model = run.build_model()
-    model.save_weights(str(run.file(BEST_WEIGHTS)))
-    return export(run.path, fmt)  # type: ignore[arg-type]
+    return export_untrained_pilotnet(out / "run", seed=7, fmt=fmt)  # type: ignore[arg-type]
 
 
 def pct(xs: list[float], q: float) -> float:
