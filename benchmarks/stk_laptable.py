@@ -44,8 +44,10 @@ from pathlib import Path
 
 from kartmodel.untrained import export_untrained_pilotnet
 from kartplay.policy import PolicyConfig
+from kartplay.rescue import RescueConfig
 from kartplay.stk.demonstrate import SESSION_TAG, DemoConfig, record_demonstration
 from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
+from kartplay.stk.keys import RESCUE_BUTTON
 from kartplay.stk.replay import SHIPPED_REPLAY_DIR
 
 TRAIN = "standard_intermediate_lighthouse,standard_supertux_fortmagma,standard_supertux_scotland"
@@ -103,8 +105,8 @@ def table(name: str, report: EvaluateReport, trained: set[str]) -> str:
         f"### {name}",
         "",
         "| track | trained on | finished | race s | expert s (replay) | ratio | progress | "
-        "expert s to the same progress |",
-        "|---|---|---|---|---|---|---|---|",
+        "expert s to the same progress | rescues |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.runs:
         reach = f"{r.expert_to_progress_s:.1f}" if r.expert_to_progress_s is not None else "-"
@@ -113,7 +115,8 @@ def table(name: str, report: EvaluateReport, trained: set[str]) -> str:
             f"{'yes' if r.finished else 'no: ' + r.ended} | {r.race_time_s:.1f} | "
             f"{r.expert_time_s:.1f} ({r.expert_replay}, {r.compare}) | "
             f"{f'{r.ratio:.2f}' if r.ratio is not None else '-'} | "
-            f"{100 * r.progress_frac:.1f} % ({r.laps_done} laps + {r.distance_m:.0f} m) | {reach} |"
+            f"{100 * r.progress_frac:.1f} % ({r.laps_done} laps + {r.distance_m:.0f} m) | {reach} | "
+            f"{r.rescues} |"
         )
     return "\n".join(lines)
 
@@ -140,6 +143,10 @@ def main() -> None:
     p.add_argument("--laps", type=int, default=1)
     p.add_argument("--limit-factor", type=float, default=3.0)
     p.add_argument("--variants", default="clone,gas-only", help=f"Of {', '.join(VARIANTS)}.")
+    p.add_argument(
+        "--no-rescue", action="store_true", help="Never press the rescue (default: when stuck)."
+    )
+    p.add_argument("--tracks", default=None, help="Evaluate only these tracks (default: all).")
     a = p.parse_args()
     work = a.work
     work.mkdir(parents=True, exist_ok=True)
@@ -172,6 +179,8 @@ def main() -> None:
 
     trained = {read_replay(SHIPPED_REPLAY_DIR / f"{n}.replay").header.track for n in train}
     tracks = (*sorted(trained), *held_out)
+    if a.tracks:
+        tracks = tuple(t for t in a.tracks.split(",") if t)
     variants = [v for v in a.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -186,6 +195,7 @@ def main() -> None:
             EvaluateConfig(
                 str(path), tracks, laps=a.laps, limit_factor=a.limit_factor,
                 out=work / f"evaluate-{name}", policy=policy,
+                rescue=RescueConfig(None if a.no_rescue else RESCUE_BUTTON),
             )
         )  # fmt: skip
         print(table(f"{name}: {VARIANTS[name]}", report, trained), flush=True)
@@ -195,7 +205,7 @@ def main() -> None:
                 "epochs": a.epochs, "model": a.model, "smooth": a.smooth, "balance": a.balance,
                 "seconds": a.seconds or "whole race",
                 "val_seconds": a.val_seconds or "whole race", "laps": a.laps,
-                "limit_factor": a.limit_factor}  # fmt: skip
+                "limit_factor": a.limit_factor, "rescue": not a.no_rescue}  # fmt: skip
         saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
     if "clone" in results and "gas-only" in results:
         clone = {r["track"]: r["progress_frac"] for r in results["clone"]}

@@ -14,6 +14,7 @@ from kartplay.emuframes import EmuRecordConfig
 from kartplay.override import CorrectionConfig
 from kartplay.policy import PolicyConfig
 from kartplay.protocol import DEFAULT_PORT, ServerConfig
+from kartplay.rescue import RescueConfig
 from kartplay.serve import ServeOptions
 from kartplay.sim.ablation import AblationConfig
 from kartplay.sim.collect import PerturbConfig, SimRecordConfig
@@ -41,6 +42,7 @@ def _root() -> None:
 _SERVER = ServerConfig()
 _POLICY = PolicyConfig()
 _CORRECTIONS = CorrectionConfig()
+_RESCUE = RescueConfig()
 
 
 def _serve(name: str) -> Any:
@@ -513,6 +515,12 @@ def drive_window(
     ),
     game: str = typer.Option(_CORRECTIONS.game, help="Correction sessions: game."),
     track: str = typer.Option(_CORRECTIONS.track, help="Correction sessions: track."),
+    rescue_button: str = typer.Option(
+        None, help="Pad button of the game's rescue (key map), pressed when the view stands still."
+    ),
+    rescue_after: float = typer.Option(
+        _RESCUE.still_s, help="Seconds the view must stand still before a rescue."
+    ),
     seconds: float = typer.Option(None, help="Stop after this many seconds."),
 ) -> None:
     """Drive a game window with a model through a virtual keyboard (XTEST) or gamepad (uinput)."""
@@ -536,6 +544,7 @@ def drive_window(
         override_button=_button(override_button),
         override_key=override_key,
         corrections=CorrectionConfig(record_corrections, correction_fps, game, track),
+        rescue=RescueConfig(rescue_button, still_s=rescue_after),
         max_seconds=seconds,
     )
     tty = sys.stderr.isatty()
@@ -552,7 +561,7 @@ def drive_window(
         f"({stats.policy_fps:.1f} fps), capture→keys p50 {stats.latency_ms_p50:.1f} ms "
         f"p99 {stats.latency_ms_p99:.1f} ms (p50 capture {stats.capture_ms_p50:.1f}, "
         f"policy {stats.infer_ms_p50:.1f}, keys {stats.keys_ms_p50:.2f} ms; keys p99 "
-        f"{stats.keys_ms_p99:.2f} ms), {stats.takeovers} takeover(s)"
+        f"{stats.keys_ms_p99:.2f} ms), {stats.takeovers} takeover(s), {stats.rescues} rescue(s)"
         + (f" → {', '.join(stats.corrections)}" if stats.corrections else "")
     )
 

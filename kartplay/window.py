@@ -47,6 +47,7 @@ from .override import (
     ManualOverride,
 )
 from .policy import Policy, PolicyConfig
+from .rescue import RescueConfig, StillView
 
 Device = Literal["keyboard", "gamepad"]
 DEVICES: tuple[str, ...] = ("keyboard", "gamepad")
@@ -84,6 +85,8 @@ class DriveWindowConfig:
     override_key: str | None = None
     #: Every takeover written as a native session (tagged recovery).
     corrections: CorrectionConfig = field(default_factory=CorrectionConfig)
+    #: The game's rescue button, pressed when the view stands still.
+    rescue: RescueConfig = field(default_factory=RescueConfig)
     status_interval_s: float = 1.0
     #: Stop after this long (None: until Ctrl-C, SIGTERM or the window closes).
     max_seconds: float | None = None
@@ -128,6 +131,8 @@ class DriveStats:
     keys_ms_p99: float = 0.0
     takeovers: int = 0
     corrections: list[str] = field(default_factory=list)
+    #: Times the rescue button was pressed.
+    rescues: int = 0
     #: Why it ended: "stopped", "interrupted", "time", "window closed".
     ended: str = "stopped"
 
@@ -217,6 +222,7 @@ class WindowDriver:
         self.actuator: Actuator | None = None
         self.override: ManualOverride | None = None
         self.recorder: CorrectionRecorder | None = None
+        self.rescue = StillView(config.rescue) if config.rescue.button is not None else None
         self._latest: np.ndarray | None = None
         self._latest_lock = threading.Lock()
         self._lat: deque[float] = deque(maxlen=4096)
@@ -317,12 +323,16 @@ class WindowDriver:
                     if not overriding:
                         act.release_all()
                         overriding = True
+                        if self.rescue is not None:
+                            self.rescue.reset()
                     pad = self.override.human_pad(0) if self.override is not None else None
                     if isinstance(act, GamepadActuator) and pad is not None:
                         act.apply(pad, now)  # a keyboard player's keys reach the game directly
                 else:
                     overriding = False
                     pad = self.policy.act(frame)
+                    if self.rescue is not None and self.rescue.update(frame, now):
+                        pad = Pad(pad.x, pad.y, pad.buttons | {str(c.rescue.button)})
                     t_inf = time.perf_counter()
                     act.apply(pad, time.monotonic())
                     t_key = time.perf_counter()
@@ -388,6 +398,7 @@ class WindowDriver:
             keys_ms_p99=pct(self._keys, 0.99),
             takeovers=self.override.takeovers if self.override is not None else 0,
             corrections=[str(p) for p in self.recorder.sessions] if self.recorder else [],
+            rescues=self.rescue.rescues if self.rescue is not None else 0,
             ended=ended,
         )
 

@@ -22,9 +22,11 @@ from pathlib import Path
 import typer
 
 from kartdata import clikit
+from kartplay.rescue import RescueConfig
 from kartplay.stk.config import GameSettings
 from kartplay.stk.evaluate import EvaluateConfig
 from kartplay.stk.game import RaceResult, SuperTuxKart, TimeTrial
+from kartplay.stk.keys import RESCUE_BUTTON
 
 stk_app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -113,6 +115,9 @@ def evaluate(
     ),
     width: int = typer.Option(_SIZE.width, help="Window width."),
     height: int = typer.Option(_SIZE.height, help="Window height."),
+    rescue: bool = typer.Option(
+        True, help="Press the game's rescue when the view stands still (as a player does)."
+    ),
 ) -> None:
     """Drive time trials with MODEL; per track: finished, time, the expert's, ratio, progress."""
     from kartplay.stk.evaluate import evaluate as run_evaluation
@@ -124,6 +129,7 @@ def evaluate(
         limit_factor=limit_factor,
         out=out,
         settings=GameSettings(width, height),
+        rescue=RescueConfig(RESCUE_BUTTON if rescue else None),
     )
     report = run_evaluation(config, status=lambda line: typer.echo(line, err=True))
     typer.echo(report.table())

@@ -47,10 +47,11 @@ import numpy as np
 from kartdata.errors import KartError
 from kartplay.keys import PulseConfig
 from kartplay.policy import Policy, PolicyConfig
+from kartplay.rescue import RescueConfig
 from kartplay.stk.config import GameSettings
 from kartplay.stk.game import WINDOW_TIMEOUT_S, WINDOW_TITLE, SuperTuxKart, TimeTrial
 from kartplay.stk.install import GameInstall
-from kartplay.stk.keys import write_keymap
+from kartplay.stk.keys import RESCUE_BUTTON, write_keymap
 from kartplay.stk.racelog import RaceFrame, frames_in
 from kartplay.stk.replay import DIFFICULTIES, SHIPPED_REPLAY_DIR, read_replay, shipped_replays
 from kartplay.window import DriveWindowConfig, WindowDriver
@@ -88,6 +89,8 @@ class EvaluateConfig:
     settings: GameSettings = field(default_factory=GameSettings)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     pulse: PulseConfig = field(default_factory=PulseConfig)
+    #: The game's rescue when the view stands still, as a player does (button None: never).
+    rescue: RescueConfig = field(default_factory=lambda: RescueConfig(RESCUE_BUTTON))
     #: Most policy steps a second (0: as fast as capture and model go).
     max_fps: float = 0.0
     #: Where the expert replays are read from.
@@ -214,6 +217,8 @@ class TrackRun:
     start_clock_s: float
     policy_fps: float
     frames: int
+    #: Times the rescue was pressed.
+    rescues: int
 
 
 @dataclass(slots=True)
@@ -230,14 +235,14 @@ class EvaluateReport:
     def table(self) -> str:
         lines = [
             f"{'track':<22} {'laps':>4} {'result':<12} {'time s':>8} {'expert s':>8} "
-            f"{'ratio':>6} {'progress':>9}"
+            f"{'ratio':>6} {'progress':>9} {'rescues':>7}"
         ]
         for r in self.runs:
             result = "finished" if r.finished else f"no ({r.ended})"
             ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
             lines.append(
                 f"{r.track:<22} {r.laps:>4} {result:<12} {r.race_time_s:>8.2f} "
-                f"{r.expert_time_s:>8.2f} {ratio:>6} {100 * r.progress_frac:>8.1f}%"
+                f"{r.expert_time_s:>8.2f} {ratio:>6} {100 * r.progress_frac:>8.1f}% {r.rescues:>7}"
             )
         return "\n".join(lines)
 
@@ -324,6 +329,7 @@ def _run_track(
             display=game.display,
             policy=config.policy,
             pulse=config.pulse,
+            rescue=config.rescue,
             max_fps=config.max_fps,
             window_wait_s=WINDOW_TIMEOUT_S,
         )
@@ -387,6 +393,7 @@ def _run_track(
         start_clock_s=start.time_s,
         policy_fps=stats.policy_fps,
         frames=len(until),
+        rescues=stats.rescues,
     )
     return run, (times, _unwrap(dist, expert.lap_length_m))
 

@@ -10,9 +10,11 @@ turn explains, tests/kartplay/stk/stk_view.py). CI installs the game
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +144,49 @@ def test_drive_window_plays_the_model_on_the_real_game_and_a_kill_releases_the_k
 
 
 STK_NAMES = sorted(STK_KEYMAP.key_names())
+
+
+def test_a_kart_standing_still_is_rescued_by_the_drive_loop(tmp_path: Path) -> None:
+    """A model that holds nothing: the kart stands at the start, the view stays
+    still, and the drive loop presses the game's rescue (BackSpace through the
+    key map). The game answers: its rescue lifts the kart, which moves the view
+    more in one frame than anything else does while the kart stands, and puts it
+    on the driveline: the race log's distance changes without the gas."""
+    from kartplay.policy import load
+    from kartplay.rescue import RescueConfig, thumbnail
+    from kartplay.stk.keys import RESCUE_BUTTON
+    from kartplay.window import DriveWindowConfig, WindowDriver
+
+    still = export_pilotnet(tmp_path / "run", seed=6, bias=(0.0, -100.0, -100.0))
+    keymap = write_keymap(tmp_path / "stk-keys.json")
+    with SuperTuxKart(TimeTrial("lighthouse", laps=1)) as game:
+        game.wait_race()
+        config = DriveWindowConfig(
+            model=str(still), window=WINDOW_TITLE, keymap=keymap, display=game.display,
+            rescue=RescueConfig(RESCUE_BUTTON, still_s=0.5, cooldown_s=1.0),
+            window_wait_s=60,
+        )  # fmt: skip
+        stop = threading.Event()
+        stats: list[object] = []
+        with WindowDriver(config, policy=load(still)) as driver:
+            loop = threading.Thread(target=lambda: stats.append(driver.run(stop)), daemon=True)
+            loop.start()
+            try:
+                pressed = poll(lambda: _down(game.display, ["BackSpace"]) == {"BackSpace"}, 60)
+                assert pressed, "the drive loop never pressed rescue"
+                with ScreenCapture(game.display) as cap:
+                    views = _frames_while(game, cap, 2.0)
+            finally:
+                stop.set()
+                loop.join(30)
+        assert not loop.is_alive()
+        jumps = [
+            float(np.abs(thumbnail(b) - thumbnail(a)).mean()) for a, b in itertools.pairwise(views)
+        ]
+        assert max(jumps) > 8.0, jumps  # the rescue's lift; a standing kart's view moves by < 4
+        assert stats and stats[0].rescues >= 1  # type: ignore[attr-defined]
+        # The game put the kart back on its driveline: the race log's distance,
+        # 0 at the start line, is now that of the point the game chose (on
+        # lighthouse just behind the line, near the end of the lap); no gas was held.
+        assert game.frame().distance_m != 0.0
+        assert _down(game.display, STK_NAMES) == set()
