@@ -146,6 +146,10 @@ def main() -> None:
     p.add_argument(
         "--no-rescue", action="store_true", help="Never press the rescue (default: when stuck)."
     )
+    p.add_argument(
+        "--selection", default="sample", help="Class models' steering: sample, argmax, expected."
+    )
+    p.add_argument("--out-suffix", default="", help="Appended to each evaluate-<variant> dir.")
     p.add_argument("--tracks", default=None, help="Evaluate only these tracks (default: all).")
     a = p.parse_args()
     work = a.work
@@ -189,23 +193,25 @@ def main() -> None:
     results = json.loads(saved.read_text())["results"] if saved.exists() else {}
     for name in variants:
         path = gas_only_model(work) if name == "gas-only" else model
-        policy = PolicyConfig(hold=("a",)) if name == "clone-gas-held" else PolicyConfig()
+        hold = ("a",) if name == "clone-gas-held" else ()
+        policy = PolicyConfig(selection=a.selection, hold=hold, seed=a.seed)
         t1 = time.monotonic()
         report = evaluate(
             EvaluateConfig(
                 str(path), tracks, laps=a.laps, limit_factor=a.limit_factor,
-                out=work / f"evaluate-{name}", policy=policy,
+                out=work / f"evaluate-{name}{a.out_suffix}", policy=policy,
                 rescue=RescueConfig(None if a.no_rescue else RESCUE_BUTTON),
             )
         )  # fmt: skip
         print(table(f"{name}: {VARIANTS[name]}", report, trained), flush=True)
         print(f"  ({time.monotonic() - t1:.0f} s)", flush=True)
-        results[name] = [asdict(r) for r in report.runs]
+        results[f"{name}{a.out_suffix}"] = [asdict(r) for r in report.runs]
         meta = {"train": train, "val": a.val_replay, "held_out": held_out, "seed": a.seed,
                 "epochs": a.epochs, "model": a.model, "smooth": a.smooth, "balance": a.balance,
                 "seconds": a.seconds or "whole race",
                 "val_seconds": a.val_seconds or "whole race", "laps": a.laps,
-                "limit_factor": a.limit_factor, "rescue": not a.no_rescue}  # fmt: skip
+                "limit_factor": a.limit_factor, "rescue": not a.no_rescue,
+                "selection": a.selection}  # fmt: skip
         saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
     if "clone" in results and "gas-only" in results:
         clone = {r["track"]: r["progress_frac"] for r in results["clone"]}

@@ -65,6 +65,14 @@ class StillView:
         self._still_since: float | None = None
         self._hold_until = -math.inf
         self._quiet_until: float | None = None
+        self._requested = False
+
+    def request(self) -> None:
+        """Rescue at the next step, for a reason found elsewhere (another
+        thread may call this: SuperTuxKart's evaluation rescues a kart whose
+        race log shows no progress). Dropped within the quiet time after a
+        rescue: the game is still carrying the kart back."""
+        self._requested = True
 
     def reset(self) -> None:
         """Forget the views (a human took over, a new race began)."""
@@ -79,6 +87,10 @@ class StillView:
             self._quiet_until = now + c.cooldown_s
         if now < self._hold_until:
             return True
+        if self._requested:
+            self._requested = False
+            if now >= self._quiet_until:
+                return self._rescue(now)
         if self._ref is None or now - self._ref_t >= SAMPLE_S:
             thumb = thumbnail(frame)
             if self._ref is not None:
@@ -93,13 +105,17 @@ class StillView:
             and now - self._still_since >= c.still_s
             and now >= self._quiet_until
         ):
-            self.rescues += 1
-            self._hold_until = now + c.hold_s
-            self._quiet_until = self._hold_until + c.cooldown_s
-            self._still_since = None
-            self._ref = None
-            return True
+            return self._rescue(now)
         return False
+
+    def _rescue(self, now: float) -> bool:
+        c = self.config
+        self.rescues += 1
+        self._hold_until = now + c.hold_s
+        self._quiet_until = self._hold_until + c.cooldown_s
+        self._still_since = None
+        self._ref = None
+        return True
 
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:

@@ -67,6 +67,11 @@ WALL_START_S = 30.0
 #: and the most it keeps (the first 90 s: ~25 kB a frame at 320x240).
 GIF_FPS = 5.0
 GIF_MAX_FRAMES = 450
+#: With the rescue on, a kart that has not got STALL_M further along the race
+#: in STALL_S race seconds is rescued too: one wiggling against a tree, lost
+#: in the grass or driving the wrong way moves the view too much to look still.
+STALL_S = 4.0
+STALL_M = 5.0
 
 Ended = Literal["finished", "limit", "wall-clock bound", "game exited", "window closed"]
 
@@ -341,7 +346,8 @@ def _run_track(
             watcher = threading.Thread(
                 target=_watch,
                 args=(game, stop, limit_s, WALL_START_S + WALL_PER_RACE_S * limit_s, shots,
-                      watched),
+                      watched, Stall(expert.lap_length_m),
+                      driver.rescue.request if driver.rescue is not None else None),
                 name="stk-evaluate-watch",
                 daemon=True,
             )  # fmt: skip
@@ -409,6 +415,35 @@ def _unwrap(distance: np.ndarray, lap_m: float) -> np.ndarray:
     return distance + laps * lap_m
 
 
+class Stall:
+    """Whether a race has stalled: less than STALL_M further along the race in
+    STALL_S race seconds. Distances are the race log's in-lap ones, unwrapped
+    at the line as :func:`laps_and_distance` does; going backwards is no progress."""
+
+    def __init__(self, lap_length_m: float) -> None:
+        self.lap_m = lap_length_m
+        self._last: float | None = None
+        self._laps = 0
+        self._ref: tuple[float, float] | None = None
+
+    def update(self, frame: RaceFrame) -> bool:
+        d = frame.distance_m
+        if self._last is not None:
+            if self._last - d > 0.5 * self.lap_m:
+                self._laps += 1
+            elif d - self._last > 0.5 * self.lap_m:
+                self._laps -= 1
+        self._last = d
+        along = d + self._laps * self.lap_m
+        if self._ref is None or along - self._ref[1] >= STALL_M:
+            self._ref = (frame.time_s, along)
+            return False
+        if frame.time_s - self._ref[0] >= STALL_S:
+            self._ref = (frame.time_s, along)  # the next STALL_S start after the rescue
+            return True
+        return False
+
+
 def _watch(
     game: SuperTuxKart,
     stop: threading.Event,
@@ -416,9 +451,12 @@ def _watch(
     wall_s: float,
     shots: list[np.ndarray] | None,
     out: dict[str, object],
+    stall: Stall | None = None,
+    rescue: Callable[[], None] | None = None,
 ) -> None:
     """Stops the drive at the finish, the limit, the wall-clock bound or the
-    game's exit; grabs the GIF's frames meanwhile. Runs on its own thread."""
+    game's exit; grabs the GIF's frames meanwhile; asks for a rescue when the
+    race has stalled. Runs on its own thread."""
     from kartdata.devices import ScreenCapture
 
     ended: Ended = "window closed"
@@ -430,6 +468,8 @@ def _watch(
             frame = game.log.latest if game.log is not None else None
             if frame is not None:
                 out["clock"] = frame.time_s
+                if stall is not None and rescue is not None and stall.update(frame):
+                    rescue()
             if game.finish() is not None:
                 ended = "finished"
                 break

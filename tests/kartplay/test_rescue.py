@@ -90,3 +90,15 @@ def test_the_thumbnail_is_block_means_about_forty_wide() -> None:
 def test_bad_settings_are_one_line_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(KartError, match="rescue"):
         RescueConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_request_rescues_at_the_next_step_unless_a_rescue_just_happened() -> None:
+    watch = StillView(CONFIG)
+    views = _views(np.random.default_rng(4), 200, still=False)
+    _run(watch, views[:60], 0.0)  # past the start's quiet time
+    watch.request()
+    t = 60 * STEP_S
+    assert watch.update(views[60], t) and watch.rescues == 1
+    watch.request()  # during the rescue's quiet time: dropped, not kept for later
+    steps = _run(watch, views[61:], t + STEP_S)
+    assert watch.rescues == 1 and sum(h for _, h in steps) == round(CONFIG.hold_s / STEP_S) - 1

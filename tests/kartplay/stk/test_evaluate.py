@@ -10,6 +10,7 @@ logged (its per-frame race log) and against the replay file's own text.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -22,8 +23,8 @@ import pytest
 from exported_models import export_pilotnet
 from PIL import Image
 
-from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
-from kartplay.stk.racelog import frames_in
+from kartplay.stk.evaluate import STALL_S, EvaluateConfig, EvaluateReport, Stall, evaluate
+from kartplay.stk.racelog import RaceFrame, frames_in
 from kartplay.stk.replay import SHIPPED_REPLAY_DIR
 
 KARTPLAY = [sys.executable, "-m", "kartplay.cli"]
@@ -171,3 +172,28 @@ def test_the_expert_is_the_fastest_forward_time_trial_of_the_track() -> None:
         assert x.time_to(1.0) < 2.0
     # sandtrack's reverse supertux replay (104 s) is not a forward time trial: novice's it is
     assert expert_for("sandtrack").replay == "standard_novice_sandtrack"
+
+
+def _frames(points: list[tuple[float, float]]) -> list[RaceFrame]:
+    return [RaceFrame(t, d, 0.05, 0.0) for t, d in points]
+
+
+def test_a_race_stalls_after_stall_s_without_stall_m_of_progress() -> None:
+    stall = Stall(lap_length_m=800.0)
+    # 10 m/s for 10 s: never stalled
+    assert not any(stall.update(f) for f in _frames([(0.2 * i, 2.0 * i) for i in range(50)]))
+    # then stuck at 98 m, creeping 1 m in all: stalled once STALL_S has passed
+    stuck = _frames([(10.0 + 0.2 * i, 98.0 + 0.01 * i) for i in range(100)])
+    fired = [f.time_s for f in stuck if stall.update(f)]
+    assert fired, "a kart stuck for 20 s stalls"
+    assert STALL_S - 0.5 <= fired[0] - 9.8 <= STALL_S + 0.3
+    assert all(b - a >= STALL_S - 0.01 for a, b in itertools.pairwise(fired))  # one per STALL_S
+
+
+def test_crossing_the_line_is_progress_and_driving_backwards_is_not() -> None:
+    stall = Stall(lap_length_m=800.0)
+    # over the line: 790 m → 5 m is 15 m of progress, not 785 m back
+    line = _frames([(0.2 * i, (780.0 + 3.0 * i) % 800.0) for i in range(60)])
+    assert not any(stall.update(f) for f in line)
+    back = _frames([(12.0 + 0.2 * i, 150.0 - 2.0 * i) for i in range(40)])
+    assert any(stall.update(f) for f in back)  # the wrong way: rescued
