@@ -4,7 +4,9 @@ A behaviour clone that leaves the road meets what its demonstrations never
 show: the kart against a tree or a wall, the gas held, going nowhere. A player
 then presses rescue (SuperTuxKart's BackSpace puts the kart back on the road,
 facing forward, for a few seconds' loss). :class:`StillView` decides that from
-the pixels the policy sees, nothing else: when views taken ``SAMPLE_S`` apart
+the pixels the policy sees (a caller that knows more, such as SuperTuxKart's
+evaluation with the game's race log, asks for one with
+:meth:`StillView.request`): when views taken ``SAMPLE_S`` apart
 stay within ``motion`` grey levels of each other (mean absolute difference of
 a ~40-pixel-wide grey thumbnail) for ``still_s``, it holds the button for
 ``hold_s``, then waits ``cooldown_s`` (the rescue's own animation moves the
