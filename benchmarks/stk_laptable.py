@@ -14,7 +14,9 @@ The recipe, each stage the project's own command or function:
    (the default monitor, balanced steering accuracy, sat at chance, 0.333, in
    every epoch of the first run and so kept epoch 1, which never pressed the gas);
 4. ``kartmodel export``;
-5. ``kartplay stk evaluate`` on the trained tracks and the held-out ones.
+5. ``kartplay stk evaluate`` on the trained tracks and the held-out ones,
+   pressing the game's rescue when the view stands still or the race stalls
+   (``--no-rescue``: never), class models steering by ``--selection``.
 
 Baseline, measured in the same run (``--variants``, default clone and
 gas-only): the same evaluation of a model that always holds the gas and steers
