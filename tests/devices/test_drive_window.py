@@ -144,6 +144,8 @@ def test_no_key_is_left_down_however_it_ends(xdisplay, artifact: Path, how: str)
         ("no-display", r"^error: no X display: set DISPLAY"),
         ("bad-display", r"^error: cannot open X display ':4321'"),
         ("gamepad", r"^error: virtual gamepad: "),
+        ("rescue-button", r"^error: rescue button 'rescue' is not one of dpad_right, "),
+        ("rescue-after", r"^error: rescue still -1\.0 is not a positive number$"),
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(  # type: ignore[no-untyped-def]
@@ -166,6 +168,10 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(  # type: ignore[no-untyped-de
         args += ["--display", ":4321"]
     elif case == "gamepad":
         args += ["--gamepad"]
+    elif case == "rescue-button":
+        args += ["--rescue-button", "rescue"]
+    elif case == "rescue-after":
+        args += ["--rescue-button", "c_up", "--rescue-after", "-1"]
     if case == "gamepad" and Path("/dev/uinput").exists():
         message = r"^error: .*model-not-loaded"  # the pad opens; the missing model is next
     rc, _, err = Drive(xdisplay, *args, env=env).result(timeout=60)
