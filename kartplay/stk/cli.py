@@ -116,7 +116,7 @@ def evaluate(
     width: int = typer.Option(_SIZE.width, help="Window width."),
     height: int = typer.Option(_SIZE.height, help="Window height."),
     rescue: bool = typer.Option(
-        True, help="Press the game's rescue when the view stands still (as a player does)."
+        True, help="Press the game's rescue when the kart is stuck or stalls (as a player does)."
     ),
 ) -> None:
     """Drive time trials with MODEL; per track: finished, time, the expert's, ratio, progress."""

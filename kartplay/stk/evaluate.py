@@ -94,7 +94,8 @@ class EvaluateConfig:
     settings: GameSettings = field(default_factory=GameSettings)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     pulse: PulseConfig = field(default_factory=PulseConfig)
-    #: The game's rescue when the view stands still, as a player does (button None: never).
+    #: The game's rescue when the view stands still or the race stalls (STALL_S),
+    #: as a player does (button None: never).
     rescue: RescueConfig = field(default_factory=lambda: RescueConfig(RESCUE_BUTTON))
     #: Most policy steps a second (0: as fast as capture and model go).
     max_fps: float = 0.0
@@ -258,13 +259,20 @@ def laps_and_distance(frames: Sequence[RaceFrame], lap_length_m: float) -> tuple
     The log's distance starts again from 0 on each new lap: a drop of more than
     half a lap is a lap completed, a rise of as much (backwards over the line)
     takes one back."""
-    laps = 0
-    for a, b in itertools.pairwise(frames):
-        if a.distance_m - b.distance_m > 0.5 * lap_length_m:
-            laps += 1
-        elif b.distance_m - a.distance_m > 0.5 * lap_length_m:
-            laps -= 1
+    laps = sum(
+        _lap_change(a.distance_m, b.distance_m, lap_length_m) for a, b in itertools.pairwise(frames)
+    )
     return laps, frames[-1].distance_m if frames else 0.0
+
+
+def _lap_change(before_m: float, after_m: float, lap_m: float) -> int:
+    """+1 when the in-lap distance fell by over half a lap (the line crossed),
+    -1 when it rose by as much (back over it), else 0."""
+    if before_m - after_m > 0.5 * lap_m:
+        return 1
+    if after_m - before_m > 0.5 * lap_m:
+        return -1
+    return 0
 
 
 def evaluate(config: EvaluateConfig, status: Callable[[str], None] | None = None) -> EvaluateReport:
@@ -418,7 +426,7 @@ def _unwrap(distance: np.ndarray, lap_m: float) -> np.ndarray:
 class Stall:
     """Whether a race has stalled: less than STALL_M further along the race in
     STALL_S race seconds. Distances are the race log's in-lap ones, unwrapped
-    at the line as :func:`laps_and_distance` does; going backwards is no progress."""
+    at the line by :func:`_lap_change`; going backwards is no progress."""
 
     def __init__(self, lap_length_m: float) -> None:
         self.lap_m = lap_length_m
@@ -429,10 +437,7 @@ class Stall:
     def update(self, frame: RaceFrame) -> bool:
         d = frame.distance_m
         if self._last is not None:
-            if self._last - d > 0.5 * self.lap_m:
-                self._laps += 1
-            elif d - self._last > 0.5 * self.lap_m:
-                self._laps -= 1
+            self._laps += _lap_change(self._last, d, self.lap_m)
         self._last = d
         along = d + self._laps * self.lap_m
         if self._ref is None or along - self._ref[1] >= STALL_M:

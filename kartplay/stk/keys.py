@@ -7,8 +7,8 @@ same in every game: the stick's x steers, A accelerates, B brakes, Z uses the
 item, R drifts, L is nitro, and C-up (a camera button in MarioKart 64, which
 rescues the kart by itself) is SuperTuxKart's rescue, BackSpace, which puts
 the kart back on the road (:data:`RESCUE_BUTTON`, pressed by
-:mod:`kartplay.rescue` when the view stands still). The stick's up/down have no job in the game and sit
-on Page Up/Down, which it does not use. The hotkeys (F5–F10) are the
+:mod:`kartplay.rescue` when the view stands still). The stick's up/down have
+no job in the game and sit on Page Up/Down, which it does not use. The hotkeys (F5–F10) are the
 recorder's defaults; the game does not use them either.
 
 ``kartdata record --keyboard --keymap stk-keys.json`` then records a human's
