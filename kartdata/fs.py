@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO
 
 
@@ -74,16 +72,15 @@ def size(path: str) -> int:
     return os.path.getsize(path)
 
 
-@contextmanager
-def open_file(path: str, mode: str = "rb") -> Iterator[IO]:
+def open_file(path: str, mode: str = "rb") -> IO:
+    """An open file, to use in ``with`` or to close yourself: a plain object
+    rather than a generator, so a close that fails (a full disk) raises where
+    it is called, not later from the garbage collector."""
     if is_remote(path):
         import tensorflow as tf
 
-        with tf.io.gfile.GFile(path, mode) as f:
-            yield f
-    else:
-        with open(path, mode) as f:
-            yield f
+        return tf.io.gfile.GFile(path, mode)
+    return open(path, mode)
 
 
 def atomic_write(path: str, data: bytes) -> None:

@@ -18,6 +18,7 @@ and a compressed file is that whole sequence as one gzip (``GZIP``) or zlib
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -64,8 +65,7 @@ class TFRecordWriter:
     def __init__(self, path: str, compression: str = "GZIP") -> None:
         self.path = path
         self.compression = check_compression(compression)
-        self._cm = fs.open_file(path, "wb")
-        self._f: IO[bytes] = self._cm.__enter__()
+        self._f: IO[bytes] = fs.open_file(path, "wb")
         self._z = (
             isal_zlib.compressobj(COMPRESSION_LEVEL, isal_zlib.DEFLATED, _WBITS[compression])
             if compression
@@ -95,19 +95,26 @@ class TFRecordWriter:
     def close(self, *, sync: bool = True) -> str:
         """Finish the stream (and fsync a local file); returns the sha256 hex."""
         if not self._closed:
-            if self._z:
-                self._emit(self._z.flush())
-            self._f.flush()
-            if sync and not fs.is_remote(self.path):
-                os.fsync(self._f.fileno())
-            self._cm.__exit__(None, None, None)
+            try:
+                if self._z:
+                    self._emit(self._z.flush())
+                self._f.flush()
+                if sync and not fs.is_remote(self.path):
+                    os.fsync(self._f.fileno())
+            except BaseException:
+                self.abort()
+                raise
+            self._f.close()
             self._closed = True
         return self._sha.hexdigest()
 
     def abort(self) -> None:
+        """Close without finishing; the file is garbage and a failing flush of
+        its buffer (the disk that is full) is not news."""
         if not self._closed:
-            self._cm.__exit__(None, None, None)
             self._closed = True
+            with contextlib.suppress(Exception):
+                self._f.close()
 
     def __enter__(self) -> TFRecordWriter:
         return self

@@ -62,11 +62,16 @@ class ShardFile:
     def close(self) -> ShardInfo:
         if self.info is not None:
             return self.info
-        with self._named_faults():
-            sha = self._records.close()
-            self._index.close()
-        fs.rename(self._final + TEMP_SUFFIX, self._final)
-        fs.rename(self._index_final + TEMP_SUFFIX, self._index_final)
+        try:
+            with self._named_faults():
+                sha = self._records.close()
+                self._index.close()
+            fs.rename(self._final + TEMP_SUFFIX, self._final)
+            fs.rename(self._index_final + TEMP_SUFFIX, self._index_final)
+        except BaseException:
+            # the caller has already let go of a shard it closes
+            self.abort()
+            raise
         self.info = ShardInfo(
             path=self.rel,
             stratum=self.stratum,

@@ -10,6 +10,7 @@ was: the same manifest bytes, no stray files, ``kartdata verify`` clean.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -24,8 +25,10 @@ import numpy as np
 import psutil
 import pytest
 
+from kartdata.index import index_row
 from kartdata.manifest import Manifest, orphans
-from kartdata.schema import Pad, SessionMeta
+from kartdata.schema import PAD_FIELDS, Pad, SessionMeta
+from kartdata.shard.files import ShardFile
 from kartdata.sources.native import SessionWriter
 
 pytestmark = pytest.mark.skipif(
@@ -126,6 +129,38 @@ def test_full_disk(tmp_path: Path, mounts: list[Path], engine: tuple[str, ...]) 
     assert re.match(rf"{re.escape(str(ds))}/shards/\S+\.tmp: no space left on device;", line), line
     _assert_as_it_was(tmp_path, ds, manifest)
     assert shutil.disk_usage(disk).free == free  # what the run wrote was removed
+
+
+def _index_row() -> list[object]:
+    return index_row("s", "noise", 0, 0, [0.0] * len(PAD_FIELDS), "straight", [], "ok")
+
+
+def test_a_shard_whose_close_fills_the_disk_removes_itself(
+    tmp_path: Path, mounts: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last bytes of a shard go out when it is closed: on a full disk that
+    close fails after every write succeeded. The shard's writer has already let
+    go of it, so the shard must clean up after itself there, and its file must
+    be closed then, not by the garbage collector at exit (which printed a
+    traceback past the one-line error)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount(mounts, "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk))
+    (disk / "shards").mkdir()
+    with open(disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
+        while True:
+            f.write(b"\0" * 4096)
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    shard = ShardFile(str(disk), "shards/s.tfrecord.gz", "straight", 1, "GZIP")
+    shard.write(np.random.default_rng(0).bytes(2000), _index_row())
+    with pytest.raises(OSError, match="No space left") as e:
+        shard.close()
+    assert e.value.filename == str(disk / "shards" / "s.tfrecord.gz.tmp")
+    del shard
+    gc.collect()
+    assert unraisable == []
+    assert sorted(p.name for p in (disk / "shards").iterdir()) == []
 
 
 def test_read_only_filesystem(tmp_path: Path, mounts: list[Path]) -> None:
