@@ -44,11 +44,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from kartdata.augment import format_boxes
 from kartmodel.untrained import export_untrained_pilotnet
 from kartplay.policy import PolicyConfig
 from kartplay.rescue import RescueConfig
 from kartplay.stk.demonstrate import SESSION_TAG, DemoConfig, record_demonstration
 from kartplay.stk.evaluate import EvaluateConfig, EvaluateReport, evaluate
+from kartplay.stk.hud import CAMERA_FIXED
 from kartplay.stk.keys import RESCUE_BUTTON
 from kartplay.stk.replay import SHIPPED_REPLAY_DIR
 
@@ -153,6 +155,11 @@ def main() -> None:
     )
     p.add_argument("--out-suffix", default="", help="Appended to each evaluate-<variant> dir.")
     p.add_argument("--tracks", default=None, help="Evaluate only these tracks (default: all).")
+    p.add_argument(
+        "--turn", type=float, default=0.0,
+        help="Train on recovery views: slides of up to this share of the width (0: none).",
+    )  # fmt: skip
+    p.add_argument("--turn-steer", type=float, default=1.0, help="Label change at a whole --turn.")
     a = p.parse_args()
     work = a.work
     work.mkdir(parents=True, exist_ok=True)
@@ -173,6 +180,9 @@ def main() -> None:
     if not model.exists():
         targets = ("--targets", "x,a,b") if a.model == "pilotnet" else ()
         balance = ("--balance", a.balance) if a.balance else ()
+        if a.turn:
+            balance += ("--turn", str(a.turn), "--turn-steer", str(a.turn_steer),
+                        "--turn-keep", format_boxes(CAMERA_FIXED))  # fmt: skip
         _cli("kartmodel.cli", "train", str(dataset), "--out", str(run), "--model", a.model,
              *targets, *balance, "--smooth", str(a.smooth), "--epochs", str(a.epochs),
              "--seed", str(a.seed), "--val-sessions", a.val_replay, "--monitor", "val_loss",
@@ -213,15 +223,15 @@ def main() -> None:
                 "seconds": a.seconds or "whole race",
                 "val_seconds": a.val_seconds or "whole race", "laps": a.laps,
                 "limit_factor": a.limit_factor, "rescue": not a.no_rescue,
-                "selection": a.selection}  # fmt: skip
+                "selection": a.selection, "turn": a.turn, "turn_steer": a.turn_steer}  # fmt: skip
         saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
-    if "clone" in results and "gas-only" in results:
-        clone = {r["track"]: r["progress_frac"] for r in results["clone"]}
-        base = {r["track"]: r["progress_frac"] for r in results["gas-only"]}
+    base = {r["track"]: r["progress_frac"] for r in results.get(f"gas-only{a.out_suffix}", [])}
+    for name in ("clone", "clone-gas-held"):
+        clone = {r["track"]: r["progress_frac"] for r in results.get(f"{name}{a.out_suffix}", [])}
         for t in tracks:
             if t in clone and t in base:
                 ratio = clone[t] / base[t] if base[t] > 0 else float("nan")
-                print(f"progress clone / gas-only on {t}: {ratio:.2f}")
+                print(f"progress {name} / gas-only on {t}: {ratio:.2f}")
     print(f"total wall {time.monotonic() - t0:.0f} s")
 
 

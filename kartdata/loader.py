@@ -40,6 +40,9 @@ from kartdata.augment import (
     flip_pads,
     mirror_draw,
     photometric_batch,
+    turn_draw,
+    turn_images,
+    turn_pads,
 )
 from kartdata.balance import Balance, BalancePlan, plan
 from kartdata.errors import DatasetError
@@ -60,6 +63,9 @@ _PARSE_BATCH = 64
 _META = (schema.FEATURE_SESSION, schema.FEATURE_FRAME, schema.FEATURE_STRATUM)
 #: In device mode, whether a record's pads were mirrored: its image must be too.
 FEATURE_MIRROR = "mirror"
+#: In device mode with a turn, the record's slide (:func:`kartdata.augment.turn_draw`):
+#: its pads were steered back, its image must slide.
+FEATURE_TURN = "turn"
 
 
 class ShardWarning(UserWarning):
@@ -223,10 +229,15 @@ def build(prep: Prepared) -> Any:
     # Every field carried past the unbatch costs per record, so only what the
     # batches need goes on.
     fields = (schema.FEATURE_IMAGE, schema.FEATURE_CONTEXT, *(_META if cfg.with_meta else ()))
-    # In device mode the mirror is drawn and the pads mirrored per parsed batch
-    # (vectorised, on the interleave's threads); the images are flipped by the
-    # train step, after preprocessing, where they are small (see device_stage).
-    mirror = augment if cfg.device_stage and augment is not None and augment.mirror > 0 else None
+    # In device mode the mirror and the turn are drawn and the pads changed per
+    # parsed batch (vectorised, on the interleave's threads); the images are
+    # flipped and slid by the train step, after preprocessing, where they are
+    # small (see device_stage).
+    labels = (
+        augment
+        if cfg.device_stage and augment is not None and (augment.mirror > 0 or augment.turns)
+        else None
+    )
 
     def per_batch(records: Any) -> Any:
         rec = parse(records)
@@ -253,10 +264,10 @@ def build(prep: Prepared) -> Any:
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=cfg.deterministic,
         )
-        if mirror is not None:
+        if labels is not None:
             batches = tf.data.Dataset.zip(
                 (batches, tf.data.Dataset.random(seed=_sub(seed, 400 + salt)))
-            ).map(_mirror_chooser(mirror))
+            ).map(_label_chooser(labels))
         return batches.unbatch()
 
     if prep.balanced:
@@ -514,7 +525,8 @@ def device_stage(config: LoadConfig) -> Any:
     function ``(inputs, seed) -> images`` taking the loader's ``{"image": uint8
     [N, H, W, 3], "mirror": bool [N]}`` to the model input — THE
     :func:`kartdata.preprocess.preprocess`, then the horizontal flip of the
-    images whose labels the loader mirrored, then, for the ``train`` split with
+    images whose labels the loader mirrored and the slide of those it turned
+    (``"turn"``: float [N], present only with a turn), then, for the ``train`` split with
     augmentation on, contrast, brightness and shift
     (:func:`kartdata.augment.photometric_batch`). ``seed`` is a stateless
     ``[2]`` int tensor (unused without augmentation). Traceable inside a
@@ -530,6 +542,10 @@ def device_stage(config: LoadConfig) -> Any:
         # Looked up on the module when traced: THE function play uses.
         x = _preprocess.preprocess(inputs[schema.FEATURE_IMAGE], spec)
         x = flip_images(x, inputs[FEATURE_MIRROR])
+        if FEATURE_TURN in inputs:
+            if augment is None:
+                raise ValueError("turned labels reached a device stage without augmentation")
+            x = turn_images(x, inputs[FEATURE_TURN], augment)
         if augment is not None:
             if seed is None:
                 raise ValueError("the device stage of an augmented load needs a seed")
@@ -572,16 +588,23 @@ def _stored_sizes(prep: Prepared) -> set[tuple[int, int]]:
     }
 
 
-def _mirror_chooser(config: AugmentConfig) -> Any:
-    """A map over (parsed batch, random int64): draw which records to mirror,
-    mirror their pads now and mark them (``FEATURE_MIRROR``) for the train step."""
+def _label_chooser(config: AugmentConfig) -> Any:
+    """A map over (parsed batch, random int64): draw which records to mirror
+    and how far to turn each, change their pads now and mark them
+    (``FEATURE_MIRROR``, ``FEATURE_TURN``) for the train step."""
     import tensorflow as tf
 
     def choose(rec: Any, draw: Any) -> Any:
         context = rec[schema.FEATURE_CONTEXT]
-        flip = mirror_draw(tf.shape(context)[0], tf.stack([draw, 0]), config)
-        rec[schema.FEATURE_CONTEXT] = flip_pads(context, flip)
+        n, seed = tf.shape(context)[0], tf.stack([draw, 0])
+        flip = mirror_draw(n, seed, config) if config.mirror > 0 else tf.zeros([n], tf.bool)
+        context = flip_pads(context, flip)
         rec[FEATURE_MIRROR] = flip
+        if config.turns:
+            amount = turn_draw(n, seed, config)
+            context = turn_pads(context, amount, config)
+            rec[FEATURE_TURN] = amount
+        rec[schema.FEATURE_CONTEXT] = context
         return rec
 
     return _plain(choose)
@@ -641,6 +664,8 @@ def _finisher(
             if flip is None:
                 flip = tf.zeros(tf.shape(context)[:1], tf.bool)
             images = {schema.FEATURE_IMAGE: images, FEATURE_MIRROR: flip}
+            if FEATURE_TURN in rec:
+                images[FEATURE_TURN] = rec[FEATURE_TURN]
         targets = make_targets(context, target, radius, classes)
         if cfg.with_meta:
             meta = {k: rec[k] for k in _META}

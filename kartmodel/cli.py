@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, cast
 import typer
 
 from kartdata import clikit
+from kartdata.augment import AugmentConfig, parse_boxes
+from kartdata.errors import KartError
 from kartdata.split import SplitConfig
 from kartdata.targets import TargetConfig
 from kartmodel import models
@@ -35,6 +37,21 @@ def _train(name: str) -> Any:
 
 def _data(name: str) -> Any:
     return clikit.default(DataOptions, name)
+
+
+def _augment(name: str) -> Any:
+    return clikit.default(AugmentConfig, name)
+
+
+def _augment_config(on: bool, turn: float, steer: float, keep: str) -> bool | AugmentConfig:
+    if not turn:
+        return on
+    if not on:
+        raise KartError("--turn is an augmentation: it needs --augment")
+    try:
+        return AugmentConfig(turn=turn, turn_steer=steer, turn_keep=parse_boxes(keep))
+    except ValueError as e:
+        raise KartError(str(e)) from None
 
 
 _SPLITS = SplitConfig()
@@ -81,6 +98,19 @@ def train(
         _WINDOW.lookahead, help="Train on the pad this many frames later."
     ),
     augment: bool = typer.Option(_data("augment"), "--augment/--no-augment"),
+    turn: float = typer.Option(
+        _augment("turn"),
+        help="Recovery views: slide a share of the views sideways by up to this fraction of "
+        "their width and steer the label back (0: off).",
+    ),
+    turn_steer: float = typer.Option(
+        _augment("turn_steer"), help="Steering added to the label at a slide of the whole --turn."
+    ),
+    turn_keep: str = typer.Option(
+        "",
+        help="Regions that move with the camera (own kart, HUD), kept in place when turning: "
+        "'top,left,bottom,right;…' fractions of the model input.",
+    ),
     val_fraction: float = typer.Option(
         _SPLITS.val_fraction, help="Share of sessions held out (by hash)."
     ),
@@ -152,7 +182,7 @@ def train(
                 ),
                 balance=balance,
                 recovery_weight=recovery_weight,
-                augment=augment,
+                augment=_augment_config(augment, turn, turn_steer, turn_keep),
             ),
         )
     result = run_training(

@@ -2,7 +2,7 @@
 that ``--resume``, ``evaluate`` and ``export`` rebuild exactly what trained.
 
 The loader's own configs nest here (:class:`~kartdata.targets.TargetConfig`,
-:class:`~kartdata.split.SplitConfig`) rather than being copied field by field,
+:class:`~kartdata.split.SplitConfig`, :class:`~kartdata.augment.AugmentConfig`) rather than being copied field by field,
 and each option is checked once: the trainer's in :meth:`TrainConfig.__post_init__`,
 the loader's by the loader.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
+from kartdata.augment import AugmentConfig
 from kartdata.balance import Balance
 from kartdata.errors import KartError
 from kartdata.preprocess import InputSpec
@@ -39,7 +40,8 @@ class DataOptions:
     splits: SplitConfig = field(default_factory=SplitConfig)
     balance: Balance = None
     recovery_weight: float = 1.0
-    augment: bool = True
+    #: ``True``: the loader's default :class:`~kartdata.augment.AugmentConfig`.
+    augment: bool | AugmentConfig = True
     shuffle_buffer: int = 2048
 
 
@@ -164,6 +166,8 @@ class TrainConfig:
                     "smooth_fields": tuple(targets.get("smooth_fields", ("x", "y"))),
                 }
             )
+        if isinstance(d.get("augment"), dict):
+            d["augment"] = AugmentConfig(**d["augment"])
         splits = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("splits", {}).items()}
         d["splits"] = SplitConfig(**splits)
         data = DataOptions(**d)

@@ -406,3 +406,18 @@ FONTS: dict[tuple[int, int], tuple[int, int, dict[str, tuple[str, ...]]]] = {
         },
     ),
 }
+
+
+#: What moves with the chase camera rather than the world, as (top, left,
+#: bottom, right) fractions of the frame (the same at 320x240 and 400x300,
+#: checked on recorded frames): the player's own kart, the timer and lap count,
+#: the driver icon, the item box, the minimap and the speedometer. A view
+#: turned for training (``AugmentConfig.turn_keep``) keeps these in place.
+CAMERA_FIXED: tuple[tuple[float, float, float, float], ...] = (
+    (0.40, 0.40, 0.66, 0.60),
+    (0.00, 0.74, 0.17, 1.00),
+    (0.00, 0.00, 0.16, 0.12),
+    (0.00, 0.38, 0.14, 0.62),
+    (0.58, 0.00, 1.00, 0.33),
+    (0.74, 0.78, 1.00, 1.00),
+)

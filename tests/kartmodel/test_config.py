@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from kartdata.augment import AugmentConfig
 from kartdata.errors import KartError
 from kartdata.split import SplitConfig
 from kartdata.targets import CLASS3, TargetConfig
@@ -28,6 +33,34 @@ def test_run_json_round_trip_keeps_the_nested_configs() -> None:
     again = TrainConfig.from_json(json.loads(json.dumps(config.to_json())))
     assert again == config
     assert again.layout.names == ("x", "a", "b") and again.layout.source == "x,a,b"
+    turned = replace(
+        config,
+        data=replace(config.data, augment=AugmentConfig(turn=0.1, turn_keep=((0, 0, 0.5, 1),))),
+    )
+    assert TrainConfig.from_json(json.loads(json.dumps(turned.to_json()))) == turned
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--turn", "0.1", "--turn-keep", "0,0,1"],
+            "box '0,0,1' is not four numbers top,left,bottom,right",
+        ),
+        (["--turn", "1.5"], "augment turn 1.5 is not in [0, 1)"),
+        (["--turn", "0.1", "--turn-steer", "3"], "augment turn_steer 3.0 is not in [0, 2]"),
+        (["--turn", "0.1", "--no-augment"], "--turn is an augmentation: it needs --augment"),
+    ],
+)
+def test_bad_turn_flags_are_one_line_errors(tmp_path: Path, flags: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kartmodel.cli", "train", str(tmp_path), "--out",
+         str(tmp_path / "run"), *flags],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_json_from_before_the_nesting_still_opens() -> None:

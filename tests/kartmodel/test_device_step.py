@@ -5,6 +5,7 @@ uninterrupted one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kartdata.augment import AugmentConfig
 from kartdata.loader import build, prepare
 from kartdata.manifest import Manifest
 from kartdata.preprocess import preprocess
@@ -111,3 +113,18 @@ def test_validation_step_preprocesses_without_augmenting(
     pred = trainer.model(preprocess(x["image"], config.spec), training=False)
     want = float(tf.reduce_sum(trainer.loss_fn(y, pred)))
     assert float(stats["loss_sum"]) == pytest.approx(want, rel=1e-5)
+
+
+def test_a_turned_load_trains_on_slid_images(config: TrainConfig, tmp_path: Path) -> None:
+    turn = AugmentConfig(turn=0.2, turn_keep=((0.4, 0.4, 0.7, 0.6),))
+    turned = replace(config, data=replace(config.data, augment=turn))
+    prep = prepare(turned.dataset, load_config(turned, "train", device_stage=True))
+    x, y = next(iter(build(prep)))
+    assert x["turn"].dtype == tf.float32 and (x["turn"].numpy() != 0).any()
+    slid = _trainer(turned, tmp_path / "t")
+    slid._train_step((x, y))
+    # the control: the same batch with every slide taken back trains otherwise,
+    # so the step slides the images it is told to
+    flat = _trainer(turned, tmp_path / "u")
+    flat._train_step(({**x, "turn": tf.zeros_like(x["turn"])}, y))
+    assert not _same(_weights(slid), _weights(flat))
