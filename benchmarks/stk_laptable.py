@@ -13,6 +13,8 @@ The recipe, each stage the project's own command or function:
    split being the val replay's session, the best checkpoint by ``val_loss``
    (the default monitor, balanced steering accuracy, sat at chance, 0.333, in
    every epoch of the first run and so kept epoch 1, which never pressed the gas);
+   with ``--turn``, also on recovery views (``AugmentConfig.turn``: views slid
+   sideways, labelled to steer back, SuperTuxKart's camera-fixed regions kept);
 4. ``kartmodel export``;
 5. ``kartplay stk evaluate`` on the trained tracks and the held-out ones,
    pressing the game's rescue when the view stands still or the race stalls
@@ -168,16 +170,22 @@ def main() -> None:
     print(f"machine: {platform.node()}, {platform.machine()}, python {platform.python_version()}")
     t0 = time.monotonic()
 
+    variants = [v for v in a.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variant(s) {', '.join(sorted(unknown))}; have {', '.join(VARIANTS)}")
+    # the baseline alone needs no demonstrations: it can run beside a training
+    clone = any(v != "gas-only" for v in variants)
     sessions = [
-        *demonstrations(work, train, a.seconds or None),
-        *demonstrations(work, [a.val_replay], a.val_seconds or None),
+        *demonstrations(work, train if clone else [], a.seconds or None),
+        *demonstrations(work, [a.val_replay] if clone else [], a.val_seconds or None),
     ]
     dataset = work / "dataset"
-    if not (dataset / "manifest.json").exists():
+    if clone and not (dataset / "manifest.json").exists():
         _cli("kartdata.cli", "shard", *map(str, sessions), "--out", str(dataset))
     run = work / "run"
     model = run / "export" / "keras"
-    if not model.exists():
+    if clone and not model.exists():
         targets = ("--targets", "x,a,b") if a.model == "pilotnet" else ()
         balance = ("--balance", a.balance) if a.balance else ()
         if a.turn:
@@ -197,11 +205,7 @@ def main() -> None:
     tracks = (*sorted(trained), *held_out)
     if a.tracks:
         tracks = tuple(t for t in a.tracks.split(",") if t)
-    variants = [v for v in a.variants.split(",") if v]
-    unknown = set(variants) - set(VARIANTS)
-    if unknown:
-        p.error(f"unknown variant(s) {', '.join(sorted(unknown))}; have {', '.join(VARIANTS)}")
-    saved = work / "laptable.json"
+    saved = work / f"laptable{'' if clone else '-baseline'}.json"
     results = json.loads(saved.read_text())["results"] if saved.exists() else {}
     for name in variants:
         path = gas_only_model(work) if name == "gas-only" else model
@@ -225,7 +229,11 @@ def main() -> None:
                 "limit_factor": a.limit_factor, "rescue": not a.no_rescue,
                 "selection": a.selection, "turn": a.turn, "turn_steer": a.turn_steer}  # fmt: skip
         saved.write_text(json.dumps({**meta, "results": results}, indent=1) + "\n")
-    base = {r["track"]: r["progress_frac"] for r in results.get(f"gas-only{a.out_suffix}", [])}
+    baseline = results.get(f"gas-only{a.out_suffix}")
+    alone = work / "laptable-baseline.json"  # a baseline run on its own (see above)
+    if baseline is None and alone.exists():
+        baseline = json.loads(alone.read_text())["results"].get(f"gas-only{a.out_suffix}")
+    base = {r["track"]: r["progress_frac"] for r in baseline or []}
     for name in ("clone", "clone-gas-held"):
         clone = {r["track"]: r["progress_frac"] for r in results.get(f"{name}{a.out_suffix}", [])}
         for t in tracks:
