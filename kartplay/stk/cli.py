@@ -118,6 +118,9 @@ def evaluate(
     rescue: bool = typer.Option(
         True, help="Press the game's rescue when the kart is stuck or stalls (as a player does)."
     ),
+    kart: str | None = typer.Option(
+        None, help="The kart to drive (default: on each track, the expert replay's)."
+    ),
 ) -> None:
     """Drive time trials with MODEL; per track: finished, time, the expert's, ratio, progress."""
     from kartplay.stk.evaluate import evaluate as run_evaluation
@@ -128,6 +131,7 @@ def evaluate(
         laps=laps,
         limit_factor=limit_factor,
         out=out,
+        kart=kart,
         settings=GameSettings(width, height),
         rescue=RescueConfig(RESCUE_BUTTON if rescue else None),
     )

@@ -90,7 +90,9 @@ class EvaluateConfig:
     laps: int = 1
     limit_factor: float = DEFAULT_LIMIT_FACTOR
     out: Path = Path("stk-evaluate")
-    kart: str = "tux"
+    #: None: on each track, the kart of the expert's replay, so that the clone
+    #: drives what the human drove and what its demonstrations show.
+    kart: str | None = None
     settings: GameSettings = field(default_factory=GameSettings)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     pulse: PulseConfig = field(default_factory=PulseConfig)
@@ -128,6 +130,8 @@ class ExpertDrive:
     min_time_s: float
     difficulty: int
     lap_length_m: float
+    #: The kart the expert drove (the replay's first).
+    kart: str
     #: Race time and progress along the race (m from the start), sample by sample.
     times_s: np.ndarray = field(repr=False, compare=False)
     progress_m: np.ndarray = field(repr=False, compare=False)
@@ -189,6 +193,7 @@ def expert_for(track: str, replays: Path = SHIPPED_REPLAY_DIR) -> ExpertDrive:
         min_time_s=h.min_time,
         difficulty=DIFFICULTIES.index(h.difficulty),
         lap_length_m=lap,
+        kart=h.kart,
         times_s=s["time"].to_numpy(),
         progress_m=np.maximum.accumulate(progress),
     )
@@ -200,6 +205,7 @@ class TrackRun:
 
     track: str
     laps: int
+    kart: str
     finished: bool
     #: The game's finish time if finished, else the race clock at the stop.
     race_time_s: float
@@ -240,14 +246,14 @@ class EvaluateReport:
 
     def table(self) -> str:
         lines = [
-            f"{'track':<22} {'laps':>4} {'result':<12} {'time s':>8} {'expert s':>8} "
-            f"{'ratio':>6} {'progress':>9} {'rescues':>7}"
+            f"{'track':<22} {'kart':<15} {'laps':>4} {'result':<12} {'time s':>8} "
+            f"{'expert s':>8} {'ratio':>6} {'progress':>9} {'rescues':>7}"
         ]
         for r in self.runs:
             result = "finished" if r.finished else f"no ({r.ended})"
             ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
             lines.append(
-                f"{r.track:<22} {r.laps:>4} {result:<12} {r.race_time_s:>8.2f} "
+                f"{r.track:<22} {r.kart:<15} {r.laps:>4} {result:<12} {r.race_time_s:>8.2f} "
                 f"{r.expert_time_s:>8.2f} {ratio:>6} {100 * r.progress_frac:>8.1f}% {r.rescues:>7}"
             )
         return "\n".join(lines)
@@ -278,9 +284,10 @@ def _lap_change(before_m: float, after_m: float, lap_m: float) -> int:
 def evaluate(config: EvaluateConfig, status: Callable[[str], None] | None = None) -> EvaluateReport:
     """Drive every track of ``config`` and write the table, GIF and plot."""
     install = GameInstall.find()
-    for track in config.tracks:
-        install.check(track, config.kart)  # every name checked before a game starts
     experts = {t: expert_for(t, config.replays) for t in config.tracks}
+    for track in config.tracks:
+        # every name checked before a game starts
+        install.check(track, config.kart or experts[track].kart)
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -328,7 +335,8 @@ def _run_track(
     shots: list[np.ndarray] | None,
     status: Callable[[str], None] | None,
 ) -> tuple[TrackRun, tuple[np.ndarray, np.ndarray]]:
-    race = TimeTrial(track, config.laps, config.kart, expert.difficulty, config.settings)
+    kart = config.kart or expert.kart
+    race = TimeTrial(track, config.laps, kart, expert.difficulty, config.settings)
     expert_s = expert.time_for(config.laps)
     limit_s = config.limit_factor * expert_s
     log_path = config.out / f"{track}.log"
@@ -389,6 +397,7 @@ def _run_track(
     run = TrackRun(
         track=track,
         laps=config.laps,
+        kart=kart,
         finished=result.finished,
         race_time_s=race_time,
         expert_replay=expert.replay,
@@ -561,7 +570,7 @@ def save_table(report: EvaluateReport, out: Path) -> tuple[Path, Path]:
         "tracks": list(c.tracks),
         "laps": c.laps,
         "limit_factor": c.limit_factor,
-        "kart": c.kart,
+        "kart": c.kart or "the expert's",
         "window": c.settings.screensize,
         "gif": str(report.gif) if report.gif else None,
         "plot": str(report.plot) if report.plot else None,

@@ -88,6 +88,13 @@ def test_a_run_that_does_not_finish_reports_how_far_it_got_from_the_race_log(
     assert row["compare"] == "per lap"
     assert row["expert_time_s"] == pytest.approx(row["expert_min_time_s"] / 3)
     assert row["limit_s"] == pytest.approx(LIMIT_FACTOR * row["expert_time_s"])
+    # the clone drives the expert's kart, as the game's own log says
+    kart = re.search(r"^kart: (\S+)", (SHIPPED_REPLAY_DIR / f"{row['expert_replay']}.replay")
+                     .read_text(), re.M)  # fmt: skip
+    assert kart and row["kart"] == kart.group(1) != "tux"
+    assert f"You chose to use kart '{row['kart']}'" in (out / "lighthouse.log").read_text(
+        errors="replace"
+    )
 
     assert row["finished"] is False and row["ratio"] is None
     assert row["ended"] == "limit"
