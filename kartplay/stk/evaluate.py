@@ -283,10 +283,12 @@ def _lap_change(before_m: float, after_m: float, lap_m: float) -> int:
 
 def evaluate(config: EvaluateConfig, status: Callable[[str], None] | None = None) -> EvaluateReport:
     """Drive every track of ``config`` and write the table, GIF and plot."""
+    # every name checked before a game starts
     install = GameInstall.find()
+    for track in config.tracks:
+        install.check(track)
     experts = {t: expert_for(t, config.replays) for t in config.tracks}
     for track in config.tracks:
-        # every name checked before a game starts
         install.check(track, config.kart or experts[track].kart)
     out = config.out
     try:

@@ -76,15 +76,16 @@ class GameInstall:
     def karts(self) -> tuple[str, ...]:
         return tuple(sorted(p.parent.name for p in (self.data / "karts").glob("*/kart.xml")))
 
-    def check(self, track: str, kart: str) -> None:
+    def check(self, track: str, kart: str | None = None) -> None:
         """One-line errors for a track or kart the game would refuse or ignore
-        (it silently races with tux when the kart is unknown)."""
+        (it silently races with tux when the kart is unknown); ``None``: the
+        track alone."""
         if track not in self.race_tracks:
             raise UnknownTrackError(
                 f"track {track!r} is not a race track of {self.data}; "
                 f"have: {', '.join(self.race_tracks)}"
             )
-        if kart not in self.karts:
+        if kart is not None and kart not in self.karts:
             raise UnknownTrackError(
                 f"kart {kart!r} is not in {self.data / 'karts'}; have: {', '.join(self.karts)}"
             )

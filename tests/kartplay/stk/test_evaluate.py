@@ -140,13 +140,23 @@ def test_the_gif_and_plot_are_images_and_no_game_or_xvfb_is_left(report: Evaluat
         ("nosuchtrack", "track 'nosuchtrack' is not a race track"),
         ("lighthouse,nosuchtrack", "track 'nosuchtrack' is not a race track"),
         ("zengarden", "track 'zengarden' has no forward time-trial replay"),
+        ("lighthouse --kart nosuchkart", "kart 'nosuchkart' is not in"),
     ],
 )
-def test_a_bad_track_is_a_one_line_error_before_any_game_starts(
+def test_a_bad_track_or_kart_is_a_one_line_error_before_any_game_starts(
     gas_only: Path, tmp_path: Path, track: str, says: str
 ) -> None:
     proc = subprocess.run(
-        [*KARTPLAY, "stk", "evaluate", str(gas_only), "--tracks", track, "--out", str(tmp_path)],
+        [
+            *KARTPLAY,
+            "stk",
+            "evaluate",
+            str(gas_only),
+            "--tracks",
+            *track.split(),
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
