@@ -188,21 +188,7 @@ def turn_images(images: Any, amount: Any, config: AugmentConfig) -> Any:
     n = tf.shape(images)[0]
     h, w = tf.shape(images)[1], tf.shape(images)[2]
     dx = tf.round(tf.cast(amount, tf.float32) * config.turn * tf.cast(w, tf.float32))
-
-    def slide(x: Any, fill_mode: str) -> Any:
-        one, zero = tf.ones([n]), tf.zeros([n])
-        # Projective transform rows map output (x, y) to input (x - dx, y).
-        transforms = tf.stack([one, zero, -dx, zero, one, zero, zero, zero], axis=1)
-        return tf.raw_ops.ImageProjectiveTransformV3(
-            images=x,
-            transforms=transforms,
-            output_shape=tf.shape(x)[1:3],
-            fill_value=0.0,
-            interpolation="NEAREST",
-            fill_mode=fill_mode,
-        )
-
-    slid = slide(images, "NEAREST")
+    slid = _translate(images, dx, tf.zeros([n]))
     if not config.turn_keep:
         return slid
     rows = (tf.cast(tf.range(h), tf.float32) + 0.5) / tf.cast(h, tf.float32)
@@ -213,7 +199,7 @@ def turn_images(images: Any, amount: Any, config: AugmentConfig) -> Any:
         inside_cols = (cols >= left) & (cols < right)
         keep = keep | (inside_rows[:, None] & inside_cols[None, :])
     kept = tf.cast(tf.tile(keep[None, :, :, None], [n, 1, 1, 1]), images.dtype)
-    keep = (kept > 0) | (slide(kept, "CONSTANT") > 0)
+    keep = (kept > 0) | (_translate(kept, dx, tf.zeros([n]), "CONSTANT") > 0)
     return tf.where(keep, images, slid)
 
 
@@ -260,7 +246,15 @@ def _shift(images: Any, seed: Any, fraction: float) -> Any:
     hw = tf.cast(tf.shape(images)[1:3], tf.float32)
     limits = tf.round(hw * fraction)
     offsets = tf.round(tf.random.stateless_uniform([n, 2], seed, -1.0, 1.0) * limits)
-    dy, dx = offsets[:, 0], offsets[:, 1]
+    return _translate(images, offsets[:, 1], offsets[:, 0])
+
+
+def _translate(images: Any, dx: Any, dy: Any, fill_mode: str = "NEAREST") -> Any:
+    """Each image moved by whole pixels ``dx`` right and ``dy`` down (float
+    ``[N]``); the gap is the edge repeated (``NEAREST``) or 0 (``CONSTANT``)."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
     one, zero = tf.ones([n]), tf.zeros([n])
     # Projective transform rows map output (x, y) to input (x - dx, y - dy).
     transforms = tf.stack([one, zero, -dx, zero, one, -dy, zero, zero], axis=1)
@@ -270,5 +264,5 @@ def _shift(images: Any, seed: Any, fraction: float) -> Any:
         output_shape=tf.shape(images)[1:3],
         fill_value=0.0,
         interpolation="NEAREST",
-        fill_mode="NEAREST",
+        fill_mode=fill_mode,
     )
