@@ -45,6 +45,8 @@ def _augment(name: str) -> Any:
 
 def _augment_config(on: bool, turn: float, steer: float, keep: str) -> bool | AugmentConfig:
     if not turn:
+        if keep or steer != _augment("turn_steer"):
+            raise KartError("--turn-steer and --turn-keep shape the turn: they need --turn")
         return on
     if not on:
         raise KartError("--turn is an augmentation: it needs --augment")

@@ -50,6 +50,11 @@ def test_run_json_round_trip_keeps_the_nested_configs() -> None:
         (["--turn", "1.5"], "augment turn 1.5 is not in [0, 1)"),
         (["--turn", "0.1", "--turn-steer", "3"], "augment turn_steer 3.0 is not in [0, 2]"),
         (["--turn", "0.1", "--no-augment"], "--turn is an augmentation: it needs --augment"),
+        (
+            ["--turn-keep", "0,0,0.5,1"],
+            "--turn-steer and --turn-keep shape the turn: they need --turn",
+        ),
+        (["--turn-steer", "0.5"], "--turn-steer and --turn-keep shape the turn: they need --turn"),
     ],
 )
 def test_bad_turn_flags_are_one_line_errors(tmp_path: Path, flags: list[str], message: str) -> None:
