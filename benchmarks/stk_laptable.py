@@ -221,7 +221,10 @@ def main() -> None:
         )  # fmt: skip
         print(table(f"{name}: {VARIANTS[name]}", report, trained), flush=True)
         print(f"  ({time.monotonic() - t1:.0f} s)", flush=True)
-        results[f"{name}{a.out_suffix}"] = [asdict(r) for r in report.runs]
+        # a run on some --tracks replaces those tracks' rows, not the table
+        rows = {r["track"]: r for r in results.get(f"{name}{a.out_suffix}", [])}
+        rows.update((r.track, asdict(r)) for r in report.runs)
+        results[f"{name}{a.out_suffix}"] = list(rows.values())
         meta = {"train": train, "val": a.val_replay, "held_out": held_out, "seed": a.seed,
                 "epochs": a.epochs, "model": a.model, "smooth": a.smooth, "balance": a.balance,
                 "seconds": a.seconds or "whole race",
